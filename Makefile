@@ -1,0 +1,116 @@
+# pgmemctl — build, test, demo and benchmark entry points.
+# Libraries come from pkg-config; everything is built out of tree under build/.
+
+CC      ?= gcc
+PREFIX  ?= /usr/local
+PKGS    := libpq libcjson yaml-0.1 sqlite3 libcrypto
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
+BASEFL  := -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -DPGMEMCTL_VERSION='"$(VERSION)"' \
+           $(WARN) $(shell pkg-config --cflags $(PKGS)) -Isrc -Ibuild/gen
+LIBS    := $(shell pkg-config --libs $(PKGS)) -lm
+
+# Normal build: optimised with debug info. SAN=1: AddressSanitizer + UBSan (used by `make check`).
+ifeq ($(SAN),1)
+  OUT    := build/san
+  CFLAGS := $(BASEFL) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+  LDFL   := -fsanitize=address,undefined
+else
+  OUT    := build/rel
+  CFLAGS := $(BASEFL) -O2 -g
+  LDFL   :=
+endif
+
+LIB_SRC  := $(filter-out src/main.c,$(wildcard src/*.c))
+LIB_OBJ  := $(patsubst src/%.c,$(OUT)/obj/%.o,$(LIB_SRC)) $(OUT)/obj/migrations_gen.o
+MIG_SQL  := $(sort $(wildcard migrations/*.sql))
+TOOLS    := $(patsubst src/tools/%.c,%,$(wildcard src/tools/*.c))
+UNIT_SRC := $(wildcard tests/unit/*.c)
+INT_SRC  := $(wildcard tests/integration/*.c)
+TCOMMON  := $(wildcard tests/common/*.c)
+
+.PHONY: all check check-unit check-integration demo install clean lint bench-copy deps
+
+all: bin/pgmemctl $(addprefix bin/,$(TOOLS))
+
+# The release binary lives in bin/; the sanitizer binary in build/san/bin/.
+bin/pgmemctl: $(OUT)/bin/pgmemctl
+	@mkdir -p bin
+	cp $< $@
+
+bin/%: $(OUT)/bin/%
+	@mkdir -p bin
+	cp $< $@
+
+$(OUT)/bin/pgmemctl: $(OUT)/obj/main.o $(OUT)/libpgmemctl.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFL) -o $@ $^ $(LIBS)
+
+$(OUT)/bin/%: $(OUT)/obj/tools/%.o $(OUT)/libpgmemctl.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFL) -o $@ $^ $(LIBS)
+
+$(OUT)/libpgmemctl.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(OUT)/obj/%.o: src/%.c $(wildcard src/*.h) build/gen/migrations_gen.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# migrations/*.sql are embedded into the binary through a generated C file.
+build/gen/migrations_gen.c: $(MIG_SQL) scripts/embed-files build/gen/migrations_gen.h
+	@mkdir -p $(@D)
+	scripts/embed-files $(MIG_SQL) > $@.tmp && mv $@.tmp $@
+
+build/gen/migrations_gen.h: scripts/embed-files
+	@mkdir -p $(@D)
+	scripts/embed-files --header > $@.tmp && mv $@.tmp $@
+
+$(OUT)/obj/migrations_gen.o: build/gen/migrations_gen.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# ---- tests -------------------------------------------------------------------------------
+$(OUT)/tests/unit: $(UNIT_SRC) $(TCOMMON) $(OUT)/libpgmemctl.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests $(LDFL) -o $@ $(UNIT_SRC) $(TCOMMON) $(OUT)/libpgmemctl.a $(LIBS) -lcriterion
+
+$(OUT)/tests/integration: $(INT_SRC) $(TCOMMON) $(OUT)/libpgmemctl.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests $(LDFL) -o $@ $(INT_SRC) $(TCOMMON) $(OUT)/libpgmemctl.a $(LIBS) -lcriterion
+
+deps:
+	scripts/install-deps
+
+# `make check`: installs what it needs, builds with ASan/UBSan, runs unit then integration
+# tests against a throwaway PostgreSQL sandbox that it starts and stops itself.
+check: deps
+	$(MAKE) SAN=1 check-build
+	scripts/run-tests
+
+.PHONY: check-build
+check-build: $(OUT)/bin/pgmemctl $(addprefix $(OUT)/bin/,$(TOOLS)) $(OUT)/tests/unit $(OUT)/tests/integration
+
+# `make demo`: a real vestige store copied into a throwaway PostgreSQL with pgvector.
+demo: deps
+	$(MAKE) all
+	scripts/demo
+
+bench-copy: deps
+	$(MAKE) all
+	scripts/bench-copy
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0755 bin/pgmemctl $(DESTDIR)$(PREFIX)/bin/pgmemctl
+	install -m 0644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --std=c11 \
+	  --suppress=missingIncludeSystem -Isrc src
+	clang-tidy --quiet $(LIB_SRC) src/main.c -- $(BASEFL)
+
+clean:
+	rm -rf build bin
