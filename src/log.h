@@ -1,0 +1,28 @@
+/* log.h — leveled logging to stderr. Every line passes through redact_scrub so a registered
+ * secret (password) can never reach the terminal. */
+#ifndef PGMEMCTL_LOG_H
+#define PGMEMCTL_LOG_H
+
+#include <stdbool.h>
+
+typedef enum { LOG_QUIET = 0, LOG_ERROR = 1, LOG_WARN = 2, LOG_INFO = 3, LOG_DEBUG = 4 } log_level;
+
+/* Sets the threshold: messages above it are dropped. Default LOG_INFO; -q gives LOG_ERROR... see
+ * main.c (quiet still prints errors), -v gives LOG_DEBUG. */
+void log_set_level(log_level level);
+log_level log_get_level(void);
+
+/* printf-style; a newline is appended. Prefixes: "error: ", "warning: ", none for info,
+ * "debug: " for debug. */
+void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* True when progress output is wanted (level >= LOG_INFO). */
+bool log_progress_enabled(void);
+
+/* Called by the progress module before a log line, so a redrawn progress bar is cleared first. */
+void log_set_clear_hook(void (*hook)(void));
+
+#endif

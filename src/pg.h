@@ -1,0 +1,110 @@
+/* pg.h — the only door to PostgreSQL: every libpq call in pgmemctl goes through this module.
+ * Connections carry their last error (message + SQLSTATE) and a password-free conninfo for
+ * display; queries take $n text parameters only; COPY FROM STDIN in text or binary format. */
+#ifndef PGMEMCTL_PG_H
+#define PGMEMCTL_PG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct pg_conn pg_conn;
+typedef struct pg_result pg_result;
+
+/* Returns a newly allocated, password-free rendering of a conninfo (keyword/value string or
+ * postgresql:// URI): the password in a URI's userinfo, a `password=` keyword or a `password`
+ * URI parameter becomes "********". Text that libpq cannot parse is returned with the same
+ * masking applied heuristically. Caller frees. NULL input gives "(default)". */
+char *pg_redact_conninfo(const char *conninfo);
+
+/* Registers with redact.c the password contained in conninfo (if any) and $PGPASSWORD, so no
+ * later output can show them. */
+void pg_register_secrets(const char *conninfo);
+
+/* Connects. conninfo may be NULL/"" (libpq's PG* environment, service file and .pgpass apply).
+ * wait_seconds > 0: first waits, polling PQping every 250 ms, until the server accepts
+ * connections or the time runs out. application_name is set to app_name unless the conninfo
+ * sets it. On failure returns NULL and logs the (password-free) reason. Caller closes. */
+pg_conn *pg_connect(const char *conninfo, const char *app_name, double wait_seconds);
+
+/* Closes and frees; NULL allowed. */
+void pg_close(pg_conn *c);
+
+/* Password-free conninfo of this connection (owned by c). */
+const char *pg_display(const pg_conn *c);
+
+/* Last error of c: message (no trailing newline, "" if none; owned by c, valid until the next
+ * call on c) and SQLSTATE (5 chars, "" if none). */
+const char *pg_errmsg(const pg_conn *c);
+const char *pg_sqlstate(const pg_conn *c);
+
+/* Server version as an integer (e.g. 150020) and backend pid. */
+int pg_server_version(const pg_conn *c);
+int pg_backend_pid(const pg_conn *c);
+
+/* Runs one statement with n text parameters ($1..$n; a NULL element is SQL NULL). Returns the
+ * result (caller frees with pg_clear) when the command succeeded (tuples or command OK), else
+ * NULL with the error stored in c (not logged: the caller adds context and logs it once). */
+pg_result *pg_exec(pg_conn *c, const char *sql, int n, const char *const *params);
+
+/* Runs a statement and discards the result; returns success. Same error behaviour. */
+bool pg_run(pg_conn *c, const char *sql, int n, const char *const *params);
+
+/* Runs a script of one or more statements with the simple query protocol (PQexec): used for
+ * migration files. Stops at the first error (error stored in c); returns success. */
+bool pg_run_script(pg_conn *c, const char *sql);
+
+/* First column of the first row as a newly allocated string (caller frees); *found is false
+ * (and NULL returned) when there is no row or the value is NULL. Returns NULL with *found
+ * false on error too: check pg_errmsg(c)[0] to tell them apart, or use pg_query_ok. */
+char *pg_query_text(pg_conn *c, const char *sql, int n, const char *const *params, bool *found);
+
+/* First column of the first row as int64. Returns false on error, no row, NULL or a
+ * non-integer value (error text says which). */
+bool pg_query_int64(pg_conn *c, const char *sql, int n, const char *const *params, int64_t *out);
+
+/* Result accessors: row/column are 0-based; values are text (owned by the result). */
+int pg_ntuples(const pg_result *r);
+int pg_nfields(const pg_result *r);
+const char *pg_value(const pg_result *r, int row, int col);
+bool pg_isnull(const pg_result *r, int row, int col);
+int pg_getlength(const pg_result *r, int row, int col);
+int pg_fnumber(const pg_result *r, const char *name);
+/* Rows affected by INSERT/UPDATE/DELETE/COPY (0 when not applicable). */
+int64_t pg_cmd_tuples(const pg_result *r);
+void pg_clear(pg_result *r);
+
+/* COPY ... FROM STDIN. pg_copy_begin runs the COPY statement; then pg_copy_put sends bytes
+ * (buffered by libpq, blocking when the socket is full); pg_copy_end finishes and returns the
+ * number of rows the server stored in *rows (may be NULL). On any error the COPY is aborted,
+ * the error is stored in c and false is returned; the connection is usable again afterwards
+ * (inside a transaction it is then in the aborted state until ROLLBACK). */
+bool pg_copy_begin(pg_conn *c, const char *copy_sql);
+bool pg_copy_put(pg_conn *c, const void *data, size_t len);
+bool pg_copy_end(pg_conn *c, int64_t *rows);
+/* Aborts a COPY in progress with the given reason (shown in the server log). */
+void pg_copy_abort(pg_conn *c, const char *reason);
+
+/* Quotes an identifier (PQescapeIdentifier). Returns a newly allocated string (free()), or
+ * NULL on error. */
+char *pg_quote_ident(pg_conn *c, const char *ident);
+
+/* Transactions: thin wrappers over BEGIN/COMMIT/ROLLBACK. Rollback never fails loudly. */
+bool pg_begin(pg_conn *c);
+bool pg_commit(pg_conn *c);
+void pg_rollback(pg_conn *c);
+
+/* Session advisory lock on key, polled with pg_try_advisory_lock every 200 ms for at most
+ * timeout_seconds (never a blocking wait: a blocked waiter deadlocks with CREATE INDEX
+ * CONCURRENTLY). Returns 1 when taken, 0 on time-out, -1 on error. When it times out and
+ * holder_pid is not NULL, *holder_pid is the pid holding it (0 if unknown). */
+int pg_advisory_lock(pg_conn *c, int64_t key, double timeout_seconds, int *holder_pid);
+bool pg_advisory_unlock(pg_conn *c, int64_t key);
+
+/* libpq's version (PQlibVersion), e.g. 150020. */
+int pg_lib_version(void);
+
+/* Library-level check that a connection is idle (no transaction open). */
+bool pg_in_transaction(const pg_conn *c);
+
+#endif

@@ -1,0 +1,52 @@
+/* report.c — builds and prints the JSON summary of a run. */
+#include "report.h"
+#include "log.h"
+#include "redact.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+cJSON *report_new(const char *command)
+{
+    cJSON *doc = cJSON_CreateObject();
+    if (!doc)
+        return NULL;
+    cJSON_AddStringToObject(doc, "command", command);
+    cJSON_AddStringToObject(doc, "pgmemctl_version", PGMEMCTL_VERSION);
+    return doc;
+}
+
+bool report_print(const cJSON *doc)
+{
+    char *text = cJSON_Print(doc);
+    if (!text) {
+        log_error("out of memory rendering the JSON summary");
+        return false;
+    }
+    char *clean = redact_scrub(text);
+    fputs(clean ? clean : text, stdout);
+    fputc('\n', stdout);
+    free(clean);
+    cJSON_free(text);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        log_error("could not write the JSON summary to stdout");
+        return false;
+    }
+    return true;
+}
+
+cJSON *report_add_int(cJSON *obj, const char *name, int64_t v)
+{
+    return cJSON_AddNumberToObject(obj, name, (double) v);
+}
+
+cJSON *report_add_seconds(cJSON *obj, const char *name, double seconds)
+{
+    return cJSON_AddNumberToObject(obj, name, round(seconds * 1000.0) / 1000.0);
+}
+
+cJSON *report_add_str(cJSON *obj, const char *name, const char *s)
+{
+    return s ? cJSON_AddStringToObject(obj, name, s) : cJSON_AddNullToObject(obj, name);
+}
