@@ -38,8 +38,12 @@ void embed_close(embedder *e);
  * Feature hashing (Weinberger et al., "Feature Hashing for Large Scale Multitask Learning",
  * ICML 2009) of lower-cased word unigrams and bigrams into dim buckets with a sign bit,
  * token hash = first 8 bytes of SHA-256 (OpenSSL) of the token, then L2-normalised.
+ * Tokens are maximal runs of ASCII letters/digits and bytes >= 0x80, ASCII lower-cased; a
+ * bigram is hashed as "t1 t2" (one space). With h the 8 bytes read as a little-endian
+ * uint64: out[h % dim] += (h >> 63) ? -1 : +1, for every unigram and bigram alike.
  * A text with no tokens yields the zero vector. out must hold dim floats. Deterministic on
- * every platform. Returns false only if the hash library fails. */
+ * every platform. Returns false if dim < 1, out is NULL, text is NULL with len > 0, or the
+ * hash library fails (out is then unspecified). */
 bool embed_hash_text(const char *text, size_t len, int dim, float *out);
 
 #endif
