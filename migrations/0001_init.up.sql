@@ -117,7 +117,7 @@ CREATE TABLE pgmemctl_copy_rejects (
     source_key   text,
     field        text NOT NULL,
     reason       text NOT NULL,
-    row_rejected boolean NOT NULL,
+    action       text NOT NULL,     -- row_skipped, embedding_nulled, scheduling_skipped, edge_skipped, orphan_skipped
     rejected_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (source_id, source_table, source_rowid, field)
 );
