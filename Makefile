@@ -7,18 +7,19 @@ PKGS    := libpq libcjson yaml-0.1 sqlite3 libcrypto
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
-BASEFL  := -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -DPGMEMCTL_VERSION='"$(VERSION)"' \
+# Recursive (=) so that pkg-config runs only when something is compiled, i.e. after `make deps`.
+BASEFL   = -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -DPGMEMCTL_VERSION='"$(VERSION)"' \
            $(WARN) $(shell pkg-config --cflags $(PKGS)) -Isrc -Ibuild/gen
-LIBS    := $(shell pkg-config --libs $(PKGS)) -lm
+LIBS     = $(shell pkg-config --libs $(PKGS)) -lm
 
 # Normal build: optimised with debug info. SAN=1: AddressSanitizer + UBSan (used by `make check`).
 ifeq ($(SAN),1)
   OUT    := build/san
-  CFLAGS := $(BASEFL) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+  CFLAGS  = $(BASEFL) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
   LDFL   := -fsanitize=address,undefined
 else
   OUT    := build/rel
-  CFLAGS := $(BASEFL) -O2 -g
+  CFLAGS  = $(BASEFL) -O2 -g
   LDFL   :=
 endif
 
@@ -96,7 +97,7 @@ check-build: $(OUT)/bin/pgmemctl $(addprefix $(OUT)/bin/,$(TOOLS)) $(OUT)/tests/
 # `make demo`: a real vestige store copied into a throwaway PostgreSQL with pgvector.
 demo: deps
 	$(MAKE) all
-	scripts/demo
+	KEEP=$(KEEP) scripts/demo
 
 bench-copy: deps
 	$(MAKE) all

@@ -44,6 +44,7 @@ static cJSON *stats_json(const copy_table_stats *t, const char *source)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "source_table", source);
     report_add_int(o, "resumed_after_rowid", t->resumed_after);
+    report_add_int(o, "copied_by_earlier_runs", t->copied_before);
     report_add_int(o, "read", t->read);
     report_add_int(o, "copied", t->copied);
     report_add_int(o, "already_present", t->already_present);

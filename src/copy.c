@@ -400,7 +400,9 @@ static bool copy_nodes(copy_state *s)
         sqlite3_finalize(cnt);
     }
     if (last > 0)
-        log_info("memories: resuming after source rowid %" PRId64 " (%" PRId64 " rows to read)", last, total);
+        log_info("memories: %" PRId64 " copied by earlier runs; resuming after source rowid %" PRId64 " (%" PRId64
+                 " rows to read)",
+                 res->nodes.copied_before, last, total);
     progress *pr = progress_start("memories", total, "rows");
     bool ok = true;
     for (;;) {
@@ -842,19 +844,26 @@ static bool plan_writes(copy_state *s, int64_t *target_memories)
                            "  ('memory_connections', 'knowledge_edges')), 0),"
                            " (SELECT count(*) FROM memories), (SELECT count(*) FROM scheduling),"
                            " (SELECT count(*) FROM edges),"
-                           " (SELECT count(*) FROM pgmemctl_copy_rejects WHERE source_id = $1)"
+                           " (SELECT count(*) FROM pgmemctl_copy_rejects WHERE source_id = $1),"
+                           " coalesce(sum(rows_copied) FILTER (WHERE source_table = 'memory_connections'), 0),"
+                           " coalesce(sum(rows_copied) FILTER (WHERE source_table = 'knowledge_edges'), 0)"
                            " FROM pgmemctl_copy_progress WHERE source_id = $1",
                            1, (const char *[]){res->source_id});
     if (!r) {
         pg_fail(s, "reading pgmemctl_copy_progress");
         return false;
     }
-    int64_t v[10];
-    for (int i = 0; i < 10; i++)
+    int64_t v[12];
+    for (int i = 0; i < 12; i++)
         v[i] = strtoll(pg_value(r, 0, i), NULL, 10);
     pg_clear(r);
     res->rejects_previous = v[9];
     *target_memories = v[6];
+    if (!s->req->verify_existing) {
+        res->nodes.copied_before = v[3];
+        res->mc.copied_before = v[10];
+        res->ke.copied_before = v[11];
+    }
     if (s->req->verify_existing) {
         s->staging = true;
         res->write_path = "staging";

@@ -29,6 +29,7 @@ typedef struct {
     int64_t already_present;       /* rows whose key the target already had (staging path) */
     int64_t rejected;              /* rows skipped by validation this run */
     int64_t resumed_after;         /* checkpoint rowid the run started after */
+    int64_t copied_before;         /* rows earlier runs of this store had copied (skipped now) */
 } copy_table_stats;
 
 typedef struct {
