@@ -253,7 +253,8 @@ bool migration_set_load(const char *dir, migration_set *out)
         if (!ok)
             return false;
     }
-    qsort(out->items, (size_t) out->n, sizeof *out->items, cmp_migration);
+    if (out->n > 1) /* items is NULL for an empty directory, and qsort(NULL, 0, …) is undefined */
+        qsort(out->items, (size_t) out->n, sizeof *out->items, cmp_migration);
     for (int i = 0; i < out->n; i++)
         if (!out->items[i].up_sql) {
             log_error("%s: %s has a .down.sql but no %04d_%s.up.sql", out->origin, out->items[i].down_file,
@@ -302,11 +303,18 @@ static bool only_space_and_comments(const char *s, size_t n)
         else if (s[i] == '-' && i + 1 < n && s[i + 1] == '-') {
             while (i < n && s[i] != '\n')
                 i++;
-        } else if (s[i] == '/' && i + 1 < n && s[i + 1] == '*') {
-            const char *end = strstr(s + i + 2, "*/");
-            if (!end || (size_t) (end - s) >= n)
-                return true;
-            i = (size_t) (end - s) + 2;
+        } else if (s[i] == '/' && i + 1 < n && s[i + 1] == '*') { /* block comments nest */
+            int depth = 1;
+            for (i += 2; i < n && depth > 0;) {
+                if (s[i] == '/' && i + 1 < n && s[i + 1] == '*') {
+                    depth++;
+                    i += 2;
+                } else if (s[i] == '*' && i + 1 < n && s[i + 1] == '/') {
+                    depth--;
+                    i += 2;
+                } else
+                    i++;
+            }
         } else
             return false;
     }
@@ -580,8 +588,10 @@ static bool add_step(migrate_result *res, const migration *m, bool up)
 
 /* Runs one migration file's SQL in the requested mode. In a transaction the tracking row is
  * written (or deleted, for down) in the same transaction. Returns success; on failure the
- * error is logged with the file name and SQLSTATE. */
-static bool run_one(pg_conn *c, const migration *m, bool up, migrate_step *step)
+ * error is logged with the file name and SQLSTATE, and why receives the reason (the
+ * connection's error may be gone by then: a failed no-transaction migration is recorded
+ * afterwards, which clears it). */
+static bool run_one(pg_conn *c, const migration *m, bool up, migrate_step *step, char *why, size_t whylen)
 {
     const char *sql = up ? m->up_sql : m->down_sql;
     const char *file = up ? m->up_file : m->down_file;
@@ -606,8 +616,9 @@ static bool run_one(pg_conn *c, const migration *m, bool up, migrate_step *step)
         if (ok)
             ok = pg_commit(c);
         if (!ok) {
-            log_error("%s: %s%s%s%s", file, pg_errmsg(c), pg_sqlstate(c)[0] ? " (SQLSTATE " : "", pg_sqlstate(c),
-                      pg_sqlstate(c)[0] ? ")" : "");
+            snprintf(why, whylen, "%s%s%s%s", pg_errmsg(c), pg_sqlstate(c)[0] ? " (SQLSTATE " : "", pg_sqlstate(c),
+                     pg_sqlstate(c)[0] ? ")" : "");
+            log_error("%s: %s", file, why);
             pg_rollback(c);
             log_error("%s: rolled back; nothing of this migration was kept", file);
         }
@@ -615,12 +626,15 @@ static bool run_one(pg_conn *c, const migration *m, bool up, migrate_step *step)
         char **stmts = NULL;
         int n = sql_split(sql, &stmts);
         ok = n >= 0;
-        if (!ok)
-            log_error("%s: unterminated quote or comment", file);
+        if (!ok) {
+            snprintf(why, whylen, "unterminated quote or comment");
+            log_error("%s: %s", file, why);
+        }
         for (int i = 0; ok && i < n; i++) {
             if (!pg_run_script(c, stmts[i])) {
-                log_error("%s: statement %d of %d failed: %s%s%s%s", file, i + 1, n, pg_errmsg(c),
-                          pg_sqlstate(c)[0] ? " (SQLSTATE " : "", pg_sqlstate(c), pg_sqlstate(c)[0] ? ")" : "");
+                snprintf(why, whylen, "statement %d of %d failed: %s%s%s%s", i + 1, n, pg_errmsg(c),
+                         pg_sqlstate(c)[0] ? " (SQLSTATE " : "", pg_sqlstate(c), pg_sqlstate(c)[0] ? ")" : "");
+                log_error("%s: %s", file, why);
                 ok = false;
             }
         }
@@ -632,11 +646,14 @@ static bool run_one(pg_conn *c, const migration *m, bool up, migrate_step *step)
                         "INSERT INTO " MIGRATE_TABLE " (version, name, checksum, execution_ms, success)"
                         " VALUES ($1, $2, $3, $4, $5)",
                         5, (const char *[]){vbuf, m->name, m->checksum, msbuf, ok ? "true" : "false"})) {
+                if (ok)
+                    snprintf(why, whylen, "could not record the result in %s: %s", MIGRATE_TABLE, pg_errmsg(c));
                 log_error("%s: could not record the result in %s: %s", file, MIGRATE_TABLE, pg_errmsg(c));
                 ok = false;
             }
         } else if (ok && !pg_run(c, "DELETE FROM " MIGRATE_TABLE " WHERE version = $1", 1, (const char *[]){vbuf})) {
-            log_error("%s: could not update %s: %s", file, MIGRATE_TABLE, pg_errmsg(c));
+            snprintf(why, whylen, "could not update %s: %s", MIGRATE_TABLE, pg_errmsg(c));
+            log_error("%s: %s", file, why);
             ok = false;
         }
     }
@@ -820,7 +837,7 @@ void migrate_run(pg_conn *c, const migration_set *set, const migrate_request *re
             res->outcome = MIGRATE_FAILED;
             if (got == 0)
                 snprintf(res->message, sizeof res->message,
-                         "another migration run holds the lock (backend pid %d); gave up after %.0f s (--lock-timeout)",
+                         "another migration run holds the lock (backend pid %d); gave up after %g s (--lock-timeout)",
                          holder, req->lock_timeout);
             else
                 snprintf(res->message, sizeof res->message, "could not take the migration lock: %s", pg_errmsg(c));
@@ -878,9 +895,10 @@ void migrate_run(pg_conn *c, const migration_set *set, const migrate_request *re
     }
     for (int i = 0; i < res->nsteps; i++) {
         const migration *m = find_migration(set, res->steps[i].version);
-        if (!run_one(c, m, res->steps[i].up, &res->steps[i])) {
+        char why[1536] = "";
+        if (!run_one(c, m, res->steps[i].up, &res->steps[i], why, sizeof why)) {
             res->outcome = MIGRATE_FAILED;
-            snprintf(res->message, sizeof res->message, "%s failed: %s", res->steps[i].file, pg_errmsg(c));
+            snprintf(res->message, sizeof res->message, "%s failed: %s", res->steps[i].file, why);
             res->nsteps = i + 1;
             break;
         }

@@ -33,8 +33,12 @@ static bool is_uri(const char *s)
 /* Masks the password in a URI: userinfo "user:pw@" and the query parameter "password=". */
 static char *redact_uri(const char *uri)
 {
-    size_t len = strlen(uri);
-    char *out = malloc(len + 16 * 2 + 1);
+    /* each masking (the userinfo password, every password= parameter) grows the text by at most
+     * the mask's length; there are at most (number of '&') + 2 of them */
+    size_t len = strlen(uri), maskings = 2;
+    for (const char *a = uri; (a = strchr(a, '&')); a++)
+        maskings++;
+    char *out = malloc(len + strlen(REDACT_MASK) * maskings + 1);
     if (!out)
         return NULL;
     const char *p = strstr(uri, "://") + 3;
@@ -86,8 +90,11 @@ static char *redact_uri(const char *uri)
 /* Heuristic masking of "password = value" in text libpq could not parse. */
 static char *redact_kv_fallback(const char *s)
 {
-    size_t len = strlen(s);
-    char *out = malloc(len + strlen(REDACT_MASK) * 4 + 1);
+    /* each masking replaces at least "password=" with "password=<mask>": one per occurrence */
+    size_t len = strlen(s), maskings = 0;
+    for (const char *a = s; (a = strstr(a, "password")); a++)
+        maskings++;
+    char *out = malloc(len + strlen(REDACT_MASK) * maskings + 1);
     if (!out)
         return NULL;
     char *o = out;
@@ -293,7 +300,7 @@ pg_conn *pg_connect(const char *conninfo, const char *app_name, double wait_seco
             if (ping == PQPING_NO_ATTEMPT)
                 break;
             if (now_seconds() >= deadline) {
-                log_error("server at %s did not accept connections within %.0f s", display, wait_seconds);
+                log_error("server at %s did not accept connections within %g s", display, wait_seconds);
                 free(display);
                 return NULL;
             }
