@@ -38,11 +38,11 @@ all: bin/pgmemctl $(addprefix bin/,$(TOOLS))
 # The release binary lives in bin/; the sanitizer binary in build/san/bin/.
 bin/pgmemctl: $(OUT)/bin/pgmemctl
 	@mkdir -p bin
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 
 bin/%: $(OUT)/bin/%
 	@mkdir -p bin
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 
 $(OUT)/bin/pgmemctl: $(OUT)/obj/main.o $(OUT)/libpgmemctl.a
 	@mkdir -p $(@D)

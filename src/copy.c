@@ -41,8 +41,8 @@ typedef struct {
     pending_reject *pend;
     int npend, cappend;
     pgbuf buf, sched;
-    unsigned char *dry_ids;        /* dry run: accepted node ids (16 bytes each), sorted */
-    size_t ndry, capdry;
+    int64_t *rej_nodes;            /* rowids of skipped nodes (this run and earlier ones), sorted */
+    size_t nrej_nodes, caprej_nodes;
     int64_t last_rowid[3];         /* checkpoints: knowledge_nodes, memory_connections, knowledge_edges */
 } copy_state;
 
@@ -229,17 +229,48 @@ static bool stage_merge(copy_state *s, const char *sql, int64_t *inserted)
 
 static int cmp_id(const void *a, const void *b) { return memcmp(a, b, 16); }
 
-static bool dry_add_id(copy_state *s, const unsigned char id[16])
+static int cmp_i64(const void *a, const void *b)
 {
-    if (s->ndry == s->capdry) {
-        size_t nc = s->capdry ? s->capdry * 2 : 4096;
-        unsigned char *n = realloc(s->dry_ids, nc * 16);
+    int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
+    return (x > y) - (x < y);
+}
+
+static bool rej_node_add(copy_state *s, int64_t rowid)
+{
+    if (s->nrej_nodes == s->caprej_nodes) {
+        size_t nc = s->caprej_nodes ? s->caprej_nodes * 2 : 64;
+        int64_t *n = realloc(s->rej_nodes, nc * sizeof *n);
         if (!n)
             return false;
-        s->dry_ids = n;
-        s->capdry = nc;
+        s->rej_nodes = n;
+        s->caprej_nodes = nc;
     }
-    memcpy(s->dry_ids + 16 * s->ndry++, id, 16);
+    s->rej_nodes[s->nrej_nodes++] = rowid;
+    return true;
+}
+
+/* Adds the nodes earlier runs of this store skipped, then sorts the set. */
+static bool load_rejected_nodes(copy_state *s)
+{
+    if (!s->req->dry_run || s->res->rejects_previous > 0) {
+        pg_result *r = pg_exec(s->c,
+                               "SELECT source_rowid FROM pgmemctl_copy_rejects WHERE source_id = $1"
+                               " AND source_table = 'knowledge_nodes' AND action = 'row_skipped'",
+                               1, (const char *[]){s->res->source_id});
+        if (!r) {
+            pg_fail(s, "reading pgmemctl_copy_rejects");
+            return false;
+        }
+        for (int i = 0; i < pg_ntuples(r); i++)
+            if (!rej_node_add(s, strtoll(pg_value(r, i, 0), NULL, 10))) {
+                pg_clear(r);
+                fail(s, COPY_FAILED, "out of memory");
+                return false;
+            }
+        pg_clear(r);
+    }
+    if (s->nrej_nodes > 1)
+        qsort(s->rej_nodes, s->nrej_nodes, sizeof *s->rej_nodes, cmp_i64);
     return true;
 }
 
@@ -296,11 +327,11 @@ static batch_status node_batch(copy_state *s, sqlite3_stmt *st, int64_t *last, p
             pend_add(s, "knowledge_nodes", rowid, v.key, &o.rej[k]);
         if (!o.row_ok) {
             nrej++;
+            if (dry && !rej_node_add(s, rowid)) { /* real runs read them back from the target */
+                fail(s, COPY_FAILED, "out of memory");
+                goto fail_tx;
+            }
             continue;
-        }
-        if (dry && !dry_add_id(s, v.id)) {
-            fail(s, COPY_FAILED, "out of memory");
-            goto fail_tx;
         }
         copy_encode_memory(&s->buf, &v);
         nmem++;
@@ -424,15 +455,12 @@ static bool copy_nodes(copy_state *s)
     progress_finish(pr);
     sqlite3_finalize(st);
     s->last_rowid[0] = last;
-    if (s->req->dry_run && s->ndry > 1)
-        qsort(s->dry_ids, s->ndry, 16, cmp_id);
-    return ok;
+    return ok && load_rejected_nodes(s);
 }
 
 /* ---- edges ---------------------------------------------------------------------------------- */
 
-/* Fills found[i] for each endpoint: present in the target's memories (or, dry run, accepted
- * by this run). ids: n × 16 bytes. */
+/* Fills found[i] for each endpoint: present in the target's memories. ids: n × 16 bytes. */
 static bool endpoints_exist(copy_state *s, const unsigned char *ids, int n, bool *found)
 {
     char *arr = malloc((size_t) n * 38 + 3);
@@ -464,126 +492,144 @@ static bool endpoints_exist(copy_state *s, const unsigned char *ids, int n, bool
     qsort(have, (size_t) nt, 16, cmp_id);
     for (int i = 0; i < n; i++) {
         found[i] = bsearch(ids + 16 * i, have, (size_t) nt, 16, cmp_id) != NULL;
-        if (!found[i] && s->req->dry_run && s->ndry)
-            found[i] = bsearch(ids + 16 * i, s->dry_ids, s->ndry, 16, cmp_id) != NULL;
     }
     free(have);
     return true;
 }
 
+/* An edge endpoint is known good without asking the target when it is a source node at or
+ * before the node checkpoint that was not rejected. */
+static bool endpoint_local(const copy_state *s, int64_t node_rowid)
+{
+    return node_rowid > 0 && node_rowid <= s->last_rowid[0] &&
+           !(s->nrej_nodes && bsearch(&node_rowid, s->rej_nodes, s->nrej_nodes, sizeof node_rowid, cmp_i64));
+}
+
+static void reject_dangling(copy_state *s, const edge_query *q, const edge_values *v, bool src_ok)
+{
+    map_reject r = {.action = "edge_skipped"};
+    snprintf(r.field, sizeof r.field, "%s", src_ok ? "target_id" : "source_id");
+    char u[37];
+    uuid_format(src_ok ? v->tgt : v->src, u);
+    snprintf(r.reason, sizeof r.reason, "dangling: memory %s was not copied", u);
+    pend_add(s, q->table, v->rowid, v->key, &r);
+}
+
+/* One batch of edges after *last. Rows whose endpoints are known copied stream straight into
+ * the COPY; the rest (an endpoint outside this store's copied nodes) are checked against the
+ * target afterwards and sent in a second COPY, or rejected as dangling. */
 static batch_status edge_batch(copy_state *s, const edge_query *q, sqlite3_stmt *st, int64_t *last, copy_table_stats *ts,
                                progress *pr)
 {
     const copy_request *req = s->req;
+    bool dry = req->dry_run;
     sqlite3_reset(st);
     sqlite3_bind_int64(st, 1, *last);
     sqlite3_bind_int(st, 2, req->batch_size);
     s->npend = 0;
-    int cap = 256, n = 0;
-    edge_values *ev = calloc((size_t) cap, sizeof *ev);
-    if (!ev) {
-        fail(s, COPY_FAILED, "out of memory");
-        return BATCH_FAILED;
-    }
-    int64_t nread = 0, nrej = 0, batch_last = *last;
+    const char *copy_sql = s->staging ? "COPY pgmemctl_stage_edges " COPY_EDGES_COLUMNS " FROM STDIN (FORMAT binary)"
+                                      : "COPY edges " COPY_EDGES_COLUMNS " FROM STDIN (FORMAT binary)";
+    edge_values *unk = NULL; /* edges with an endpoint to look up in the target (owned copies) */
+    int nunk = 0, capunk = 0;
+    int64_t nread = 0, nrej = 0, nsent = 0, dangling = 0, batch_last = *last;
+    batch_status ret = BATCH_FAILED;
+    edge_values v = {0};
     map_outcome o;
     int rc;
-    batch_status ret = BATCH_FAILED;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        nread++;
-        batch_last = sqlite3_column_int64(st, 0);
-        if (n == cap) {
-            edge_values *ne = realloc(ev, (size_t) cap * 2 * sizeof *ne);
-            if (!ne) {
-                fail(s, COPY_FAILED, "out of memory");
-                goto out;
-            }
-            memset(ne + cap, 0, (size_t) cap * sizeof *ne);
-            ev = ne;
-            cap *= 2;
-        }
-        edge_values *v = &ev[n];
-        if (!copy_map_edge(q, st, &s->ctx, v, &o)) {
-            fail(s, COPY_FAILED, "out of memory");
-            goto out;
-        }
-        /* the type text lives in SQLite's row memory: keep a copy for after the next step */
-        char *type = strndup(v->type, v->type_len);
-        if (!type) {
-            fail(s, COPY_FAILED, "out of memory");
-            goto out;
-        }
-        v->type = type;
-        for (int k = 0; k < o.nrej; k++)
-            pend_add(s, q->table, v->rowid, v->key, &o.rej[k]);
-        if (!o.row_ok) {
-            nrej++;
-            free(type);
-            edge_values_clear(v);
-            continue;
-        }
-        n++;
-    }
-    if (rc != SQLITE_DONE) {
-        fail(s, COPY_FAILED, "%s: reading %s: %s", s->src.path, q->table, sqlite3_errmsg(s->src.db));
-        goto out;
-    }
-    /* endpoints that were not copied make the edge dangling */
-    if (n > 0) {
-        unsigned char *ids = malloc((size_t) n * 32);
-        bool *found = malloc((size_t) n * 2 * sizeof *found);
-        bool ok = ids && found;
-        for (int i = 0; ok && i < n; i++) {
-            memcpy(ids + 32 * i, ev[i].src, 16);
-            memcpy(ids + 32 * i + 16, ev[i].tgt, 16);
-        }
-        ok = ok && endpoints_exist(s, ids, 2 * n, found);
-        if (!ok) {
-            free(ids);
-            free(found);
-            pg_fail(s, "checking edge endpoints");
-            goto out;
-        }
-        int keep = 0;
-        for (int i = 0; i < n; i++) {
-            if (found[2 * i] && found[2 * i + 1]) {
-                ev[keep++] = ev[i];
-                continue;
-            }
-            map_reject r = {.action = "edge_skipped"};
-            snprintf(r.field, sizeof r.field, "%s", found[2 * i] ? "target_id" : "source_id");
-            char u[37];
-            uuid_format(found[2 * i] ? ev[i].tgt : ev[i].src, u);
-            snprintf(r.reason, sizeof r.reason, "dangling: memory %s was not copied", u);
-            pend_add(s, q->table, ev[i].rowid, ev[i].key, &r);
-            s->res->edges_dangling++;
-            nrej++;
-            free((char *) ev[i].type);
-            edge_values_clear(&ev[i]);
-        }
-        for (int i = keep; i < n; i++)
-            memset(&ev[i], 0, sizeof ev[i]);
-        n = keep;
-        free(ids);
-        free(found);
-    }
+    if (!dry && (!pg_begin(s->c) || (s->staging && !ensure_staging(s)) || !pg_copy_begin(s->c, copy_sql)))
+        goto pgerr;
     pgbuf_reset(&s->buf);
     pgcopy_header(&s->buf);
-    for (int i = 0; i < n; i++)
-        copy_encode_edge(&s->buf, &ev[i]);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        nread++;
+        edge_values_clear(&v);
+        if (!copy_map_edge(q, st, &s->ctx, &v, &o)) {
+            fail(s, COPY_FAILED, "out of memory");
+            goto abort;
+        }
+        batch_last = v.rowid;
+        for (int k = 0; k < o.nrej; k++)
+            pend_add(s, q->table, v.rowid, v.key, &o.rej[k]);
+        if (!o.row_ok) {
+            nrej++;
+            continue;
+        }
+        if (endpoint_local(s, v.src_node) && endpoint_local(s, v.tgt_node)) {
+            copy_encode_edge(&s->buf, &v);
+            nsent++;
+            if (!flush(s, &s->buf, false))
+                goto pgerr;
+        } else { /* keep a copy: the type text lives in SQLite's row memory */
+            if (nunk == capunk) {
+                capunk = capunk ? capunk * 2 : 16;
+                edge_values *nu = realloc(unk, (size_t) capunk * sizeof *nu);
+                if (!nu) {
+                    fail(s, COPY_FAILED, "out of memory");
+                    goto abort;
+                }
+                unk = nu;
+            }
+            char *type = strndup(v.type, v.type_len);
+            if (!type) {
+                fail(s, COPY_FAILED, "out of memory");
+                goto abort;
+            }
+            unk[nunk] = v;
+            unk[nunk++].type = type;
+            v.metadata = NULL; /* moved */
+        }
+        progress_update(pr, ts->read + nread);
+    }
+    edge_values_clear(&v);
+    if (rc != SQLITE_DONE) {
+        fail(s, COPY_FAILED, "%s: reading %s after rowid %" PRId64 ": %s", s->src.path, q->table, batch_last,
+             sqlite3_errmsg(s->src.db));
+        goto abort;
+    }
     pgcopy_trailer(&s->buf);
     if (s->buf.oom) {
         fail(s, COPY_FAILED, "out of memory");
-        goto out;
+        goto abort;
     }
-    int64_t inserted = n;
-    if (!req->dry_run) {
-        if (!pg_begin(s->c) || (s->staging && !ensure_staging(s)))
+    if (!dry && (!flush(s, &s->buf, true) || !pg_copy_end(s->c, NULL)))
+        goto pgerr;
+    if (nunk > 0) {
+        unsigned char *ids = malloc((size_t) nunk * 32);
+        bool *found = malloc((size_t) nunk * 2 * sizeof *found);
+        bool ok = ids && found;
+        for (int i = 0; ok && i < nunk; i++) {
+            memcpy(ids + 32 * i, unk[i].src, 16);
+            memcpy(ids + 32 * i + 16, unk[i].tgt, 16);
+        }
+        ok = ok && endpoints_exist(s, ids, 2 * nunk, found);
+        pgbuf_reset(&s->buf);
+        pgcopy_header(&s->buf);
+        int nsecond = 0;
+        for (int i = 0; ok && i < nunk; i++) {
+            bool src_ok = found[2 * i] || endpoint_local(s, unk[i].src_node);
+            bool tgt_ok = found[2 * i + 1] || endpoint_local(s, unk[i].tgt_node);
+            if (src_ok && tgt_ok) {
+                copy_encode_edge(&s->buf, &unk[i]);
+                nsecond++;
+            } else {
+                reject_dangling(s, q, &unk[i], src_ok);
+                dangling++;
+                nrej++;
+            }
+        }
+        pgcopy_trailer(&s->buf);
+        free(ids);
+        free(found);
+        if (!ok) {
+            pg_fail(s, "checking edge endpoints in the target");
+            goto abort;
+        }
+        if (!dry && nsecond > 0 && !copy_buffer(s, copy_sql, &s->buf, NULL))
             goto pgerr;
-        if (!copy_buffer(s, s->staging ? "COPY pgmemctl_stage_edges " COPY_EDGES_COLUMNS " FROM STDIN (FORMAT binary)"
-                                       : "COPY edges " COPY_EDGES_COLUMNS " FROM STDIN (FORMAT binary)",
-                         &s->buf, NULL))
-            goto pgerr;
+        nsent += nsecond;
+    }
+    int64_t inserted = nsent;
+    if (!dry) {
         if (s->staging && !stage_merge(s,
                                        "INSERT INTO edges " COPY_EDGES_COLUMNS " SELECT source_id, target_id, edge_type,"
                                        " weight, created_at, metadata FROM pgmemctl_stage_edges ON CONFLICT DO NOTHING",
@@ -595,9 +641,9 @@ static batch_status edge_batch(copy_state *s, const edge_query *q, sqlite3_stmt 
     }
     ts->read += nread;
     ts->copied += inserted;
-    ts->already_present += n - inserted;
+    ts->already_present += nsent - inserted;
     ts->rejected += nrej;
-    progress_update(pr, ts->read);
+    s->res->edges_dangling += dangling;
     pend_publish(s);
     *last = batch_last;
     ret = nread < req->batch_size ? BATCH_DONE : BATCH_OK;
@@ -613,14 +659,16 @@ pgerr:
         snprintf(what, sizeof what, "copying %s", q->table);
         pg_fail(s, what);
     }
+abort:
     pg_rollback(s->c);
     s->npend = 0;
 out:
-    for (int i = 0; i < cap; i++) {
-        free((char *) ev[i].type);
-        edge_values_clear(&ev[i]);
+    edge_values_clear(&v);
+    for (int i = 0; i < nunk; i++) {
+        free((char *) unk[i].type);
+        edge_values_clear(&unk[i]);
     }
-    free(ev);
+    free(unk);
     return ret;
 }
 
@@ -643,10 +691,8 @@ static bool copy_edges(copy_state *s, const char *table, int slot, copy_table_st
     progress *pr = progress_start(table, -1, "rows");
     bool ok = true;
     for (;;) {
-        int64_t dangling_at_start = s->res->edges_dangling;
         batch_status b = edge_batch(s, &q, st, &last, ts, pr);
         if (b == BATCH_RETRY_STAGING) {
-            s->res->edges_dangling = dangling_at_start;
             s->staging = true;
             s->res->write_path = "staging";
             snprintf(s->res->write_path_reason, sizeof s->res->write_path_reason,
@@ -1065,7 +1111,9 @@ void copy_run(pg_conn *c, const copy_request *req, copy_result *res)
         if (!rebuild_indexes(&s))
             goto out;
         double ta = progress_now();
-        if (!pg_run(c, "ANALYZE memories, scheduling, edges", 0, NULL)) {
+        bool changed = res->nodes.copied + res->sched_copied + res->mc.copied + res->ke.copied > 0 ||
+                       cJSON_GetArraySize(res->indexes) > 0;
+        if (changed && !pg_run(c, "ANALYZE memories, scheduling, edges", 0, NULL)) {
             pg_fail(&s, "ANALYZE");
             goto out;
         }
@@ -1091,7 +1139,7 @@ out:
     pgbuf_free(&s.buf);
     pgbuf_free(&s.sched);
     free(s.pend);
-    free(s.dry_ids);
+    free(s.rej_nodes);
     node_query_free(&s.nq);
     sqlite_src_close(&s.src);
 }

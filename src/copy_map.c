@@ -566,11 +566,16 @@ bool edge_query_build(sqlite_src *s, const char *table, edge_query *q)
     }
     char *sql = NULL;
     size_t len = 0, cap = 0;
-    bool ok = append(&sql, &len, &cap, "SELECT rowid");
+    bool ok = append(&sql, &len, &cap, "SELECT e.rowid");
     for (int i = 0; ok && i < q->ncols; i++)
-        ok = append_ident(&sql, &len, &cap, ", ", q->cols[i]);
-    ok = ok && append(&sql, &len, &cap, " FROM ") && append_ident(&sql, &len, &cap, "", table) &&
-         append(&sql, &len, &cap, " WHERE rowid > ?1 ORDER BY rowid LIMIT ?2");
+        ok = append_ident(&sql, &len, &cap, ", e.", q->cols[i]);
+    /* the endpoints' node rows, so most dangling checks need no round trip to the target */
+    ok = ok && append(&sql, &len, &cap, ", ns.rowid, nt.rowid FROM ") && append_ident(&sql, &len, &cap, "", table) &&
+         append(&sql, &len, &cap, " e LEFT JOIN knowledge_nodes ns ON ns.id = e.") &&
+         append_ident(&sql, &len, &cap, "", q->cols[q->i_src]) &&
+         append(&sql, &len, &cap, " LEFT JOIN knowledge_nodes nt ON nt.id = e.") &&
+         append_ident(&sql, &len, &cap, "", q->cols[q->i_tgt]) &&
+         append(&sql, &len, &cap, " WHERE e.rowid > ?1 ORDER BY e.rowid LIMIT ?2");
     q->sql = sql;
     return ok;
 }
@@ -593,6 +598,8 @@ bool copy_map_edge(const edge_query *q, sqlite3_stmt *st, const map_ctx *ctx, ed
     memset(o, 0, sizeof *o);
     o->row_ok = true;
     v->rowid = sqlite3_column_int64(st, 0);
+    v->src_node = sqlite3_column_int64(st, q->ncols + 1); /* NULL reads as 0 */
+    v->tgt_node = sqlite3_column_int64(st, q->ncols + 2);
     const char *s, *t;
     size_t slen = 0, tlen = 0;
     bool hs = col_text(st, q->i_src + 1, &s, &slen), ht = col_text(st, q->i_tgt + 1, &t, &tlen);

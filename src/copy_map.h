@@ -105,7 +105,8 @@ void copy_encode_schedule(pgbuf *b, const node_values *v);
 
 typedef struct {
     const char *table;           /* "memory_connections" or "knowledge_edges" */
-    char *sql;                   /* SELECT rowid, … WHERE rowid > ?1 ORDER BY rowid LIMIT ?2 */
+    char *sql;                   /* SELECT e.rowid, e.…, rowid of the source and target nodes
+                                    WHERE e.rowid > ?1 ORDER BY e.rowid LIMIT ?2 */
     char **cols;
     int ncols;
     int i_src, i_tgt, i_type, i_weight, i_created;
@@ -125,6 +126,7 @@ typedef struct {
     double weight;
     int64_t created_at;
     char *metadata;              /* owned */
+    int64_t src_node, tgt_node;  /* rowid of the endpoint in the source's knowledge_nodes, 0 if none */
 } edge_values;
 
 #define COPY_EDGES_COLUMNS "(source_id, target_id, edge_type, weight, created_at, metadata)"
