@@ -102,6 +102,9 @@ static bool parse_section(reader *r, config *cfg, const config_section *sec)
 {
     if (!next_event(r))
         return false;
+    if (r->ev.type == YAML_SCALAR_EVENT && r->ev.data.scalar.length == 0 &&
+        r->ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE)
+        return true; /* "copy:" with every option commented out */
     if (r->ev.type != YAML_MAPPING_START_EVENT) {
         log_error("%s:%d:%d: section \"%s\" must be a mapping of option: value, found %s", cfg->path, ev_line(r),
                   ev_col(r), sec->section, ev_kind(&r->ev));

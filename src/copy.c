@@ -1092,7 +1092,16 @@ void copy_run(pg_conn *c, const copy_request *req, copy_result *res)
     int64_t target_memories = 0;
     if (!plan_writes(&s, &target_memories))
         goto out;
-    log_info("copying %s → %s (%s path: %s)", s.src.path, pg_display(c), res->write_path, res->write_path_reason);
+    if (req->dry_run) { /* say which path a real run would take */
+        char why[sizeof res->write_path_reason + 64];
+        snprintf(why, sizeof why, "dry run; a real run would take the %s path: %s", res->write_path,
+                 res->write_path_reason);
+        snprintf(res->write_path_reason, sizeof res->write_path_reason, "%.*s",
+                 (int) sizeof res->write_path_reason - 1, why);
+        res->write_path = "none";
+    }
+    log_info("%s %s → %s (%s path: %s)", req->dry_run ? "reading" : "copying", s.src.path, pg_display(c),
+             res->write_path, res->write_path_reason);
     if (!req->dry_run && target_memories == 0 && !drop_hnsw(&s))
         goto out;
 

@@ -27,7 +27,7 @@ bool migration_parse_name(const char *fname, int *version, char **name, bool *is
             return false;
         p++;
     }
-    if (*p++ != '_')
+    if (*p++ != '_' || v < 1) /* version 0 means "nothing applied" */
         return false;
     const char *start = p;
     while (isalnum((unsigned char) *p) || *p == '_' || *p == '-')
