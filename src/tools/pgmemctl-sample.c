@@ -1,5 +1,6 @@
 /* pgmemctl-sample.c — builds a sample vestige memory store (SQLite, vestige schema V1-V4) from
- * Debian package descriptions on stdin (`apt-cache dumpavail`), with builtin-hash embeddings. */
+ * Debian package descriptions on stdin (`apt-cache dumpavail`), optionally completed with the long
+ * descriptions of a Translation-en index (--translations), with builtin-hash embeddings. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -17,6 +18,7 @@
 #include <sqlite3.h>
 
 #include "embed.h"
+#include "vestige_schema.h"
 
 #define PROG "pgmemctl-sample"
 #define SAMPLE_DEFAULT_N 10000
@@ -31,254 +33,6 @@
 #define SAMPLE_DAY_US (86400LL * 1000000LL)
 #define SAMPLE_SPAN_US (730LL * SAMPLE_DAY_US)
 #define SAMPLE_SCHEMA_APPLIED "2025-06-01 00:00:00" /* schema_version.applied_at, datetime() form */
-
-/* ---- vestige schema (migrations V1-V4 folded into one script) ---------------------------------
- * Columns, types, defaults, keys and indexes as vestige's SQLite migrations V1-V4 leave them
- * (knowledge_nodes' later columns in the order vestige's ALTER TABLEs append them). The FTS5
- * table uses the 'porter ascii' tokenizer vestige switched to in V7; schema_version says 4.
- * The secondary indexes are in sample_index_sql below. */
-static const char sample_schema_sql[] =
-    "CREATE TABLE knowledge_nodes (\n"
-    "  id TEXT PRIMARY KEY,\n"
-    "  content TEXT NOT NULL,\n"
-    "  node_type TEXT NOT NULL DEFAULT 'fact',\n"
-    "  created_at TEXT NOT NULL,\n"
-    "  updated_at TEXT NOT NULL,\n"
-    "  last_accessed TEXT NOT NULL,\n"
-    "  stability REAL DEFAULT 1.0,\n"
-    "  difficulty REAL DEFAULT 5.0,\n"
-    "  reps INTEGER DEFAULT 0,\n"
-    "  lapses INTEGER DEFAULT 0,\n"
-    "  learning_state TEXT DEFAULT 'new',\n"
-    "  storage_strength REAL DEFAULT 1.0,\n"
-    "  retrieval_strength REAL DEFAULT 1.0,\n"
-    "  retention_strength REAL DEFAULT 1.0,\n"
-    "  sentiment_score REAL DEFAULT 0.0,\n"
-    "  sentiment_magnitude REAL DEFAULT 0.0,\n"
-    "  next_review TEXT,\n"
-    "  scheduled_days INTEGER DEFAULT 0,\n"
-    "  source TEXT,\n"
-    "  tags TEXT DEFAULT '[]',\n"
-    "  has_embedding INTEGER DEFAULT 0,\n"
-    "  embedding_model TEXT,\n"
-    "  valid_from TEXT,\n"
-    "  valid_until TEXT,\n"
-    "  scope TEXT DEFAULT 'user',\n"
-    "  memory_system TEXT DEFAULT 'semantic'\n"
-    ");\n"
-    "\n"
-    "CREATE TABLE node_embeddings (\n"
-    "  node_id TEXT PRIMARY KEY REFERENCES knowledge_nodes(id) ON DELETE CASCADE,\n"
-    "  embedding BLOB NOT NULL,\n"
-    "  dimensions INTEGER NOT NULL DEFAULT 768,\n"
-    "  model TEXT NOT NULL DEFAULT 'BAAI/bge-base-en-v1.5',\n"
-    "  created_at TEXT NOT NULL,\n"
-    "  version INTEGER DEFAULT 1\n"
-    ");\n"
-    "\n"
-    "CREATE VIRTUAL TABLE knowledge_fts USING fts5(\n"
-    "  id, content, tags,\n"
-    "  content='knowledge_nodes', content_rowid='rowid',\n"
-    "  tokenize='porter ascii'\n"
-    ");\n"
-    "CREATE TRIGGER knowledge_ai AFTER INSERT ON knowledge_nodes BEGIN\n"
-    "  INSERT INTO knowledge_fts(rowid, id, content, tags)\n"
-    "  VALUES (NEW.rowid, NEW.id, NEW.content, NEW.tags);\n"
-    "END;\n"
-    "CREATE TRIGGER knowledge_ad AFTER DELETE ON knowledge_nodes BEGIN\n"
-    "  INSERT INTO knowledge_fts(knowledge_fts, rowid, id, content, tags)\n"
-    "  VALUES ('delete', OLD.rowid, OLD.id, OLD.content, OLD.tags);\n"
-    "END;\n"
-    "CREATE TRIGGER knowledge_au AFTER UPDATE ON knowledge_nodes BEGIN\n"
-    "  INSERT INTO knowledge_fts(knowledge_fts, rowid, id, content, tags)\n"
-    "  VALUES ('delete', OLD.rowid, OLD.id, OLD.content, OLD.tags);\n"
-    "  INSERT INTO knowledge_fts(rowid, id, content, tags)\n"
-    "  VALUES (NEW.rowid, NEW.id, NEW.content, NEW.tags);\n"
-    "END;\n"
-    "\n"
-    "CREATE TABLE schema_version (\n"
-    "  version INTEGER PRIMARY KEY,\n"
-    "  applied_at TEXT NOT NULL\n"
-    ");\n"
-    "\n"
-    "CREATE TABLE intentions (\n"
-    "  id TEXT PRIMARY KEY,\n"
-    "  content TEXT NOT NULL,\n"
-    "  trigger_type TEXT NOT NULL,\n"
-    "  trigger_data TEXT NOT NULL,\n"
-    "  priority INTEGER NOT NULL DEFAULT 2,\n"
-    "  status TEXT NOT NULL DEFAULT 'active',\n"
-    "  created_at TEXT NOT NULL,\n"
-    "  deadline TEXT,\n"
-    "  fulfilled_at TEXT,\n"
-    "  reminder_count INTEGER DEFAULT 0,\n"
-    "  last_reminded_at TEXT,\n"
-    "  notes TEXT,\n"
-    "  tags TEXT DEFAULT '[]',\n"
-    "  related_memories TEXT DEFAULT '[]',\n"
-    "  snoozed_until TEXT,\n"
-    "  source_type TEXT NOT NULL DEFAULT 'api',\n"
-    "  source_data TEXT\n"
-    ");\n"
-    "\n"
-    "CREATE TABLE insights (\n"
-    "  id TEXT PRIMARY KEY,\n"
-    "  insight TEXT NOT NULL,\n"
-    "  source_memories TEXT NOT NULL,\n"
-    "  confidence REAL NOT NULL,\n"
-    "  novelty_score REAL NOT NULL,\n"
-    "  insight_type TEXT NOT NULL,\n"
-    "  generated_at TEXT NOT NULL,\n"
-    "  tags TEXT DEFAULT '[]',\n"
-    "  feedback TEXT,\n"
-    "  applied_count INTEGER DEFAULT 0\n"
-    ");\n"
-    "\n"
-    "CREATE TABLE memory_connections (\n"
-    "  source_id TEXT NOT NULL,\n"
-    "  target_id TEXT NOT NULL,\n"
-    "  strength REAL NOT NULL,\n"
-    "  link_type TEXT NOT NULL,\n"
-    "  created_at TEXT NOT NULL,\n"
-    "  last_activated TEXT NOT NULL,\n"
-    "  activation_count INTEGER DEFAULT 0,\n"
-    "  PRIMARY KEY (source_id, target_id),\n"
-    "  FOREIGN KEY (source_id) REFERENCES knowledge_nodes(id) ON DELETE CASCADE,\n"
-    "  FOREIGN KEY (target_id) REFERENCES knowledge_nodes(id) ON DELETE CASCADE\n"
-    ");\n"
-    "\n"
-    "CREATE TABLE memory_states (\n"
-    "  memory_id TEXT PRIMARY KEY,\n"
-    "  state TEXT NOT NULL DEFAULT 'active',\n"
-    "  last_access TEXT NOT NULL,\n"
-    "  access_count INTEGER DEFAULT 1,\n"
-    "  state_entered_at TEXT NOT NULL,\n"
-    "  suppression_until TEXT,\n"
-    "  suppressed_by TEXT DEFAULT '[]',\n"
-    "  time_active_seconds INTEGER DEFAULT 0,\n"
-    "  time_dormant_seconds INTEGER DEFAULT 0,\n"
-    "  time_silent_seconds INTEGER DEFAULT 0,\n"
-    "  time_unavailable_seconds INTEGER DEFAULT 0,\n"
-    "  FOREIGN KEY (memory_id) REFERENCES knowledge_nodes(id) ON DELETE CASCADE\n"
-    ");\n"
-    "\n"
-    "CREATE TABLE fsrs_cards (\n"
-    "  memory_id TEXT PRIMARY KEY,\n"
-    "  difficulty REAL NOT NULL DEFAULT 5.0,\n"
-    "  stability REAL NOT NULL DEFAULT 1.0,\n"
-    "  state TEXT NOT NULL DEFAULT 'new',\n"
-    "  reps INTEGER DEFAULT 0,\n"
-    "  lapses INTEGER DEFAULT 0,\n"
-    "  last_review TEXT,\n"
-    "  due_date TEXT,\n"
-    "  elapsed_days INTEGER DEFAULT 0,\n"
-    "  scheduled_days INTEGER DEFAULT 0,\n"
-    "  FOREIGN KEY (memory_id) REFERENCES knowledge_nodes(id) ON DELETE CASCADE\n"
-    ");\n"
-    "\n"
-    "CREATE TABLE consolidation_history (\n"
-    "  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
-    "  completed_at TEXT NOT NULL,\n"
-    "  duration_ms INTEGER NOT NULL,\n"
-    "  memories_replayed INTEGER DEFAULT 0,\n"
-    "  connections_found INTEGER DEFAULT 0,\n"
-    "  connections_strengthened INTEGER DEFAULT 0,\n"
-    "  connections_pruned INTEGER DEFAULT 0,\n"
-    "  insights_generated INTEGER DEFAULT 0,\n"
-    "  memories_transferred TEXT DEFAULT '[]',\n"
-    "  patterns_discovered TEXT DEFAULT '[]'\n"
-    ");\n"
-    "\n"
-    "CREATE TABLE state_transitions (\n"
-    "  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
-    "  memory_id TEXT NOT NULL,\n"
-    "  from_state TEXT NOT NULL,\n"
-    "  to_state TEXT NOT NULL,\n"
-    "  reason_type TEXT NOT NULL,\n"
-    "  reason_data TEXT,\n"
-    "  timestamp TEXT NOT NULL,\n"
-    "  FOREIGN KEY (memory_id) REFERENCES knowledge_nodes(id) ON DELETE CASCADE\n"
-    ");\n"
-    "\n"
-    "CREATE TABLE knowledge_edges (\n"
-    "  id TEXT PRIMARY KEY,\n"
-    "  source_id TEXT NOT NULL,\n"
-    "  target_id TEXT NOT NULL,\n"
-    "  edge_type TEXT NOT NULL,\n"
-    "  weight REAL NOT NULL DEFAULT 1.0,\n"
-    "  valid_from TEXT,\n"
-    "  valid_until TEXT,\n"
-    "  created_at TEXT NOT NULL,\n"
-    "  created_by TEXT,\n"
-    "  confidence REAL NOT NULL DEFAULT 1.0,\n"
-    "  metadata TEXT,\n"
-    "  FOREIGN KEY (source_id) REFERENCES knowledge_nodes(id) ON DELETE CASCADE,\n"
-    "  FOREIGN KEY (target_id) REFERENCES knowledge_nodes(id) ON DELETE CASCADE\n"
-    ");\n"
-    "\n"
-    "CREATE TABLE sessions (\n"
-    "  id TEXT PRIMARY KEY,\n"
-    "  user_id TEXT NOT NULL DEFAULT 'default',\n"
-    "  started_at TEXT NOT NULL,\n"
-    "  ended_at TEXT,\n"
-    "  context TEXT,\n"
-    "  memory_count INTEGER DEFAULT 0\n"
-    ");\n"
-    "\n"
-    "CREATE TABLE compressed_memories (\n"
-    "  id TEXT PRIMARY KEY,\n"
-    "  original_id TEXT NOT NULL,\n"
-    "  compressed_content TEXT NOT NULL,\n"
-    "  original_length INTEGER NOT NULL,\n"
-    "  compressed_length INTEGER NOT NULL,\n"
-    "  compression_ratio REAL NOT NULL,\n"
-    "  semantic_fidelity REAL NOT NULL,\n"
-    "  compressed_at TEXT NOT NULL,\n"
-    "  model_used TEXT NOT NULL DEFAULT 'llm',\n"
-    "  FOREIGN KEY (original_id) REFERENCES knowledge_nodes(id) ON DELETE CASCADE\n"
-    ");\n";
-
-/* Secondary indexes, created after the bulk load (much faster than maintaining them row by
- * row); the resulting schema is the same. */
-static const char sample_index_sql[] =
-    "CREATE INDEX idx_nodes_retention ON knowledge_nodes(retention_strength);\n"
-    "CREATE INDEX idx_nodes_next_review ON knowledge_nodes(next_review);\n"
-    "CREATE INDEX idx_nodes_created ON knowledge_nodes(created_at);\n"
-    "CREATE INDEX idx_nodes_has_embedding ON knowledge_nodes(has_embedding);\n"
-    "CREATE INDEX idx_nodes_valid_from ON knowledge_nodes(valid_from);\n"
-    "CREATE INDEX idx_nodes_valid_until ON knowledge_nodes(valid_until);\n"
-    "CREATE INDEX idx_nodes_scope ON knowledge_nodes(scope);\n"
-    "CREATE INDEX idx_nodes_memory_system ON knowledge_nodes(memory_system);\n"
-    "CREATE INDEX idx_embeddings_version ON node_embeddings(version);\n"
-    "CREATE INDEX idx_intentions_status ON intentions(status);\n"
-    "CREATE INDEX idx_intentions_priority ON intentions(priority);\n"
-    "CREATE INDEX idx_intentions_deadline ON intentions(deadline);\n"
-    "CREATE INDEX idx_intentions_snoozed ON intentions(snoozed_until);\n"
-    "CREATE INDEX idx_insights_type ON insights(insight_type);\n"
-    "CREATE INDEX idx_insights_confidence ON insights(confidence);\n"
-    "CREATE INDEX idx_insights_generated ON insights(generated_at);\n"
-    "CREATE INDEX idx_insights_feedback ON insights(feedback);\n"
-    "CREATE INDEX idx_connections_source ON memory_connections(source_id);\n"
-    "CREATE INDEX idx_connections_target ON memory_connections(target_id);\n"
-    "CREATE INDEX idx_connections_strength ON memory_connections(strength);\n"
-    "CREATE INDEX idx_connections_type ON memory_connections(link_type);\n"
-    "CREATE INDEX idx_states_state ON memory_states(state);\n"
-    "CREATE INDEX idx_states_access ON memory_states(last_access);\n"
-    "CREATE INDEX idx_states_suppression ON memory_states(suppression_until);\n"
-    "CREATE INDEX idx_fsrs_due ON fsrs_cards(due_date);\n"
-    "CREATE INDEX idx_fsrs_state ON fsrs_cards(state);\n"
-    "CREATE INDEX idx_consolidation_completed ON consolidation_history(completed_at);\n"
-    "CREATE INDEX idx_transitions_memory ON state_transitions(memory_id);\n"
-    "CREATE INDEX idx_transitions_timestamp ON state_transitions(timestamp);\n"
-    "CREATE INDEX idx_edges_source ON knowledge_edges(source_id);\n"
-    "CREATE INDEX idx_edges_target ON knowledge_edges(target_id);\n"
-    "CREATE INDEX idx_edges_type ON knowledge_edges(edge_type);\n"
-    "CREATE INDEX idx_edges_valid_from ON knowledge_edges(valid_from);\n"
-    "CREATE INDEX idx_edges_valid_until ON knowledge_edges(valid_until);\n"
-    "CREATE INDEX idx_sessions_user ON sessions(user_id);\n"
-    "CREATE INDEX idx_sessions_started ON sessions(started_at);\n"
-    "CREATE INDEX idx_compressed_original ON compressed_memories(original_id);\n"
-    "CREATE INDEX idx_compressed_at ON compressed_memories(compressed_at);\n";
 
 /* ---- small utilities -------------------------------------------------------------------- */
 
@@ -437,13 +191,17 @@ static double sample_clamp(double v, double lo, double hi)
     return v < lo ? lo : v > hi ? hi : v;
 }
 
-/* ---- reading apt-cache dumpavail ------------------------------------------------------- */
+/* ---- reading apt-cache dumpavail and Translation-en ---------------------------------------
+ * Both are RFC 822 stanzas: dumpavail has Package, Section, Description (the synopsis only, on
+ * Debian) and Description-md5; a Translation-en index (dists/SUITE/COMPONENT/i18n/Translation-en)
+ * has Package, Description-md5 and Description-en with the long description. */
 
 typedef struct {
     char *name;
     char *section;  /* the part after the last '/', e.g. "games" for "contrib/games" */
     char *synopsis; /* first line of Description */
     char *longdesc; /* continuation lines, " ." turned into empty lines; "" if none */
+    char *md5;      /* Description-md5, "" if none */
     size_t order;   /* position in the input, to keep the first of duplicate names */
 } sample_pkg;
 
@@ -453,7 +211,7 @@ typedef struct {
 } sample_corpus;
 
 typedef struct {
-    char *name, *section, *synopsis;
+    char *name, *section, *synopsis, *md5;
     sample_buf longdesc;
     bool in_desc;  /* continuation lines belong to the description being read */
     bool desc_en;  /* the description came from Description-en (preferred) */
@@ -466,6 +224,7 @@ static void sample_pkg_free(sample_pkg *p)
     free(p->section);
     free(p->synopsis);
     free(p->longdesc);
+    free(p->md5);
 }
 
 static void sample_corpus_free(sample_corpus *c)
@@ -482,7 +241,8 @@ static void sample_stanza_reset(sample_stanza *st)
     free(st->name);
     free(st->section);
     free(st->synopsis);
-    st->name = st->section = st->synopsis = NULL;
+    free(st->md5);
+    st->name = st->section = st->synopsis = st->md5 = NULL;
     st->longdesc.len = 0;
     if (st->longdesc.p)
         st->longdesc.p[0] = '\0';
@@ -512,10 +272,11 @@ static bool sample_stanza_end(sample_stanza *st, sample_corpus *c)
             .section = sample_strdup(slash ? slash + 1 : sec),
             .synopsis = st->synopsis,
             .longdesc = sample_strdup(st->longdesc.p ? st->longdesc.p : ""),
+            .md5 = st->md5 ? st->md5 : sample_strdup(""),
             .order = st->stanzas,
         };
-        st->name = st->synopsis = NULL; /* moved into p */
-        if (p.section == NULL || p.longdesc == NULL) {
+        st->name = st->synopsis = st->md5 = NULL; /* moved into p */
+        if (p.section == NULL || p.longdesc == NULL || p.md5 == NULL) {
             sample_pkg_free(&p);
             ok = false;
         } else {
@@ -537,9 +298,10 @@ static char *sample_trim(char *s)
     return s;
 }
 
-/* Reads RFC 822 stanzas (Debian Packages format) from in. Takes Package, Section and
- * Description (or Description-en, as `apt-cache show` prints it) with continuation lines. */
-static bool sample_read_packages(FILE *in, sample_corpus *c)
+/* Reads RFC 822 stanzas (Debian Packages or Translation-en format) from in, named what in
+ * messages. Takes Package, Section, Description-md5 and Description (or Description-en, as
+ * `apt-cache show` and Translation-en have it) with continuation lines. */
+static bool sample_read_packages(FILE *in, const char *what, sample_corpus *c)
 {
     sample_stanza st = {0};
     char *line = NULL;
@@ -564,10 +326,8 @@ static bool sample_read_packages(FILE *in, sample_corpus *c)
                 text[--tn] = '\0';
             if (strcmp(text, ".") == 0)
                 tn = 0; /* paragraph break */
-            if (st.longdesc.len > 0 && !sample_buf_add(&st.longdesc, "\n", 1))
-                ok = false;
-            else if (!sample_buf_add(&st.longdesc, text, tn))
-                ok = false;
+            ok = (st.longdesc.len == 0 || sample_buf_add(&st.longdesc, "\n", 1)) &&
+                 sample_buf_add(&st.longdesc, text, tn);
             continue;
         }
         st.in_desc = false;
@@ -581,6 +341,8 @@ static bool sample_read_packages(FILE *in, sample_corpus *c)
             slot = &st.name;
         } else if (strcasecmp(line, "Section") == 0) {
             slot = &st.section;
+        } else if (strcasecmp(line, "Description-md5") == 0) {
+            slot = &st.md5;
         } else if (strcasecmp(line, "Description") == 0 ||
                    strcasecmp(line, "Description-en") == 0) {
             bool en = strcasecmp(line, "Description-en") == 0;
@@ -601,7 +363,7 @@ static bool sample_read_packages(FILE *in, sample_corpus *c)
         }
     }
     if (ok && ferror(in)) {
-        sample_err("reading stdin: %s", strerror(errno));
+        sample_err("reading %s: %s", what, strerror(errno));
         ok = false;
     }
     if (ok)
@@ -635,6 +397,59 @@ static void sample_dedupe(sample_corpus *c)
             c->v[w++] = c->v[i];
     }
     c->n = w;
+}
+
+/* What sample_merge_translations did. */
+typedef struct {
+    size_t by_md5;  /* long description taken from the translation with the same Description-md5 */
+    size_t by_name; /* from a translation of the same package name but another Description-md5 */
+    size_t had;     /* the package record already had a long description; left alone */
+} sample_merge_counts;
+
+/* Completes the packages of c (deduplicated, sorted by name) with the descriptions in tr (any
+ * order; sorted here by name, then input order). A package that has no long description of its
+ * own takes synopsis and long description from the translation with its Description-md5, or
+ * failing that from the first (in input order) translation of its name that has a long
+ * description; packages without a translation keep their synopsis. Packages only in tr are not
+ * added. Strings are moved from tr into c; tr is left to sample_corpus_free. */
+static void sample_merge_translations(sample_corpus *c, sample_corpus *tr, sample_merge_counts *mc)
+{
+    *mc = (sample_merge_counts){0};
+    if (tr->n == 0)
+        return;
+    qsort(tr->v, tr->n, sizeof *tr->v, sample_pkg_cmp);
+    size_t t = 0;
+    for (size_t i = 0; i < c->n; i++) { /* both sorted by name: one merge pass */
+        sample_pkg *p = &c->v[i];
+        while (t < tr->n && strcmp(tr->v[t].name, p->name) < 0)
+            t++;
+        size_t end = t;
+        while (end < tr->n && strcmp(tr->v[end].name, p->name) == 0)
+            end++;
+        if (p->longdesc[0]) {
+            mc->had += end > t;
+            continue;
+        }
+        sample_pkg *pick = NULL;
+        for (size_t j = t; j < end && p->md5[0] && pick == NULL; j++)
+            if (strcmp(tr->v[j].md5, p->md5) == 0 && tr->v[j].longdesc[0])
+                pick = &tr->v[j];
+        if (pick != NULL) {
+            mc->by_md5++;
+        } else {
+            for (size_t j = t; j < end && pick == NULL; j++)
+                if (tr->v[j].longdesc[0])
+                    pick = &tr->v[j];
+            if (pick == NULL)
+                continue;
+            mc->by_name++;
+        }
+        char *syn = pick->synopsis, *desc = pick->longdesc;
+        pick->synopsis = p->synopsis; /* swapped, so tr still owns something to free */
+        pick->longdesc = p->longdesc;
+        p->synopsis = syn;
+        p->longdesc = desc;
+    }
 }
 
 /* ---- per-memory attributes ------------------------------------------------------------- */
@@ -811,6 +626,7 @@ static bool sample_step(sample_db *d, sqlite3_stmt *st, const char *table, const
 
 typedef struct {
     const char *out;
+    const char *translations; /* Translation-en file, or NULL */
     long n;
     int dim;
     uint64_t seed;
@@ -1493,7 +1309,8 @@ static bool sample_build(const sample_opts *o, const sample_corpus *c, const cha
          sample_exec(&d, version_sql, "schema_version") &&
          sample_insert_nodes(&d, o, c, perm, nodes, cnt) &&
          sample_insert_links(&d, o, nodes, cnt) && sample_insert_extras(&d, o, c, nodes, cnt) &&
-         sample_exec(&d, sample_index_sql, "indexes") && sample_exec(&d, "COMMIT", "commit");
+         sample_exec(&d, sample_index_sql, "indexes") &&
+         sample_exec(&d, sample_fts_sql, "full-text index") && sample_exec(&d, "COMMIT", "commit");
 
     free(perm);
     free(nodes);
@@ -1509,17 +1326,25 @@ static bool sample_build(const sample_opts *o, const sample_corpus *c, const cha
 static void sample_usage(FILE *f)
 {
     fprintf(f,
-            "usage: " PROG " --out PATH [-n N] [--dim D] [--seed S] [--force] < Packages\n"
+            "usage: " PROG " --out PATH [--translations FILE] [-n N] [--dim D] [--seed S]\n"
+            "       [--force] < Packages\n"
             "\n"
             "Builds a vestige memory store (SQLite, vestige schema V1-V4) from Debian package\n"
             "records on stdin, e.g. `apt-cache dumpavail | " PROG " --out sample.db`.\n"
+            "Each memory is \"<package>: <synopsis>\" and, when known, a blank line and the\n"
+            "long description.\n"
             "\n"
             "  --out PATH   file to create (refuses to overwrite without --force)\n"
+            "  --translations FILE\n"
+            "               a Translation-en index (uncompressed: Package, Description-md5,\n"
+            "               Description-en stanzas); packages on stdin without a long\n"
+            "               description take it from here, matched by Description-md5, else\n"
+            "               by package name. Only packages on stdin become memories.\n"
             "  -n N         number of memories (default %d); past the number of distinct\n"
             "               packages the texts are combined into distinct variants\n"
             "  --dim D      embedding dimensions, 1..%d (default %d; model builtin:hash-D)\n"
             "  --seed S     PRNG seed, an unsigned 64-bit integer (default %d); the same seed\n"
-            "               and input give the same contents\n"
+            "               and inputs give the same contents\n"
             "  --force      replace an existing PATH\n"
             "  --help       show this help\n"
             "\n"
@@ -1544,11 +1369,13 @@ static bool sample_parse_long(const char *s, long lo, long hi, long *out)
 static int sample_parse_args(int argc, char **argv, sample_opts *o)
 {
     static const struct option longopts[] = {
-        {"out", required_argument, NULL, 'o'}, {"dim", required_argument, NULL, 'd'},
-        {"seed", required_argument, NULL, 's'}, {"force", no_argument, NULL, 'f'},
-        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+        {"out", required_argument, NULL, 'o'},  {"translations", required_argument, NULL, 't'},
+        {"dim", required_argument, NULL, 'd'},  {"seed", required_argument, NULL, 's'},
+        {"force", no_argument, NULL, 'f'},      {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
-    *o = (sample_opts){NULL, SAMPLE_DEFAULT_N, SAMPLE_DEFAULT_DIM, SAMPLE_DEFAULT_SEED, false};
+    *o = (sample_opts){NULL, NULL, SAMPLE_DEFAULT_N, SAMPLE_DEFAULT_DIM, SAMPLE_DEFAULT_SEED,
+                       false};
     int ch;
     long v;
     opterr = 0;
@@ -1556,6 +1383,9 @@ static int sample_parse_args(int argc, char **argv, sample_opts *o)
         switch (ch) {
         case 'o':
             o->out = optarg;
+            break;
+        case 't':
+            o->translations = optarg;
             break;
         case 'n':
             if (!sample_parse_long(optarg, 1, SAMPLE_MAX_N, &o->n)) {
@@ -1608,6 +1438,31 @@ static int sample_parse_args(int argc, char **argv, sample_opts *o)
     return 0;
 }
 
+/* Reads the Translation-en file at path and merges it into c (see sample_merge_translations);
+ * *records is the number of descriptions read. */
+static bool sample_load_translations(const char *path, sample_corpus *c, size_t *records,
+                                     sample_merge_counts *mc)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        sample_err("%s: %s", path, strerror(errno));
+        return false;
+    }
+    sample_corpus tr = {0};
+    bool ok = sample_read_packages(f, path, &tr);
+    fclose(f);
+    *records = tr.n;
+    if (ok && tr.n == 0) {
+        sample_err("%s: no Package stanzas with a description (is it a Translation-en index?)",
+                   path);
+        ok = false;
+    }
+    if (ok)
+        sample_merge_translations(c, &tr, mc);
+    sample_corpus_free(&tr);
+    return ok;
+}
+
 static double sample_now(void)
 {
     struct timespec t;
@@ -1637,7 +1492,7 @@ int main(int argc, char **argv)
 
     double t0 = sample_now();
     sample_corpus c = {0};
-    if (!sample_read_packages(stdin, &c)) {
+    if (!sample_read_packages(stdin, "stdin", &c)) {
         sample_corpus_free(&c);
         return 1;
     }
@@ -1649,6 +1504,16 @@ int main(int argc, char **argv)
         sample_corpus_free(&c);
         return 1;
     }
+    size_t tr_records = 0;
+    sample_merge_counts mc = {0};
+    if (o.translations &&
+        !sample_load_translations(o.translations, &c, &tr_records, &mc)) {
+        sample_corpus_free(&c);
+        return 1;
+    }
+    size_t with_long = 0;
+    for (size_t i = 0; i < c.n; i++)
+        with_long += c.v[i].longdesc[0] != '\0';
 
     /* Build next to the target and rename at the end, so a failure leaves no partial store. */
     size_t plen = strlen(o.out) + sizeof ".partial";
@@ -1679,6 +1544,12 @@ int main(int argc, char **argv)
     if (!ok)
         unlink(partial);
 
+    if (ok && o.translations)
+        fprintf(stderr,
+                PROG ": %zu of %zu packages have a long description; %zu taken from the %zu "
+                     "descriptions in %s (%zu by Description-md5, %zu by name only)\n",
+                with_long, c.n, mc.by_md5 + mc.by_name, tr_records, o.translations, mc.by_md5,
+                mc.by_name);
     if (ok)
         fprintf(stderr,
                 PROG ": wrote %s: %ld memories (%zu distinct packages of %zu records), "
