@@ -417,7 +417,8 @@ static void map_embedding(const node_query *q, sqlite3_stmt *st, const map_ctx *
     }
     const char *model;
     size_t mlen;
-    if (ctx->model && col_text(st, e + 2, &model, &mlen) && (strlen(ctx->model) != mlen || memcmp(model, ctx->model, mlen))) {
+    if (ctx->model && col_text(st, e + 2, &model, &mlen) &&
+        (strlen(ctx->model) != mlen || memcmp(model, ctx->model, mlen) != 0)) {
         add_rej(o, "embedding", "embedding_nulled", "model \"%.*s\" differs from the store's model \"%s\"",
                 (int) (mlen > 80 ? 80 : mlen), model, ctx->model);
         return;

@@ -128,12 +128,13 @@ int main(int argc, char **argv)
         pg_register_secrets(config_get(cfg, NULL, "database", NULL, NULL));
     }
 
+    const char *env_url = getenv("DATABASE_URL");
     global_ctx g = {.conninfo = NULL, .conninfo_src = "libpq defaults", .cfg = cfg};
     if (database) {
         g.conninfo = database;
         g.conninfo_src = "flag";
-    } else if (getenv("DATABASE_URL") && *getenv("DATABASE_URL")) {
-        g.conninfo = getenv("DATABASE_URL");
+    } else if (env_url && *env_url) {
+        g.conninfo = env_url;
         g.conninfo_src = "environment";
     } else if (cfg && config_get(cfg, NULL, "database", NULL, NULL)) {
         g.conninfo = config_get(cfg, NULL, "database", NULL, NULL);
