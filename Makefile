@@ -56,7 +56,7 @@ $(OUT)/libpgmemctl.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(OUT)/obj/%.o: src/%.c $(wildcard src/*.h) build/gen/migrations_gen.h
+$(OUT)/obj/%.o: src/%.c $(wildcard src/*.h) $(wildcard src/tools/*.h) build/gen/migrations_gen.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
