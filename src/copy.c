@@ -310,9 +310,10 @@ static batch_status node_batch(copy_state *s, sqlite3_stmt *st, int64_t *last, p
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t rowid = sqlite3_column_int64(st, 0);
         if (rowid == batch_last && nread > 0) { /* a node joined to two embeddings or cards */
-            map_reject r = {.action = "row_skipped"};
+            map_reject r = {.action = "extra_row_ignored"};
             snprintf(r.field, sizeof r.field, "id");
-            snprintf(r.reason, sizeof r.reason, "node has more than one node_embeddings or fsrs_cards row");
+            snprintf(r.reason, sizeof r.reason,
+                     "node has more than one node_embeddings or fsrs_cards row: the first was used");
             pend_add(s, "knowledge_nodes", rowid, v.key, &r);
             continue;
         }
