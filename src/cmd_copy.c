@@ -210,9 +210,12 @@ int cmd_copy(const global_ctx *g, int argc, char **argv)
     copy_result_free(&res);
     pg_close(c);
 done:
-    if (req.rejects_file && fclose(req.rejects_file) != 0 && rc == EXIT_OK) {
-        log_error("copy: writing %s: %s", rejects_path, strerror(errno));
-        rc = EXIT_FAILURE_;
+    if (req.rejects_file) { /* a lost rejects file matters most when there were rejections (exit 3) */
+        bool write_err = ferror(req.rejects_file) != 0;
+        if ((fclose(req.rejects_file) != 0 || write_err) && (rc == EXIT_OK || rc == EXIT_REJECTED)) {
+            log_error("copy: writing %s: %s", rejects_path, strerror(errno));
+            rc = EXIT_FAILURE_;
+        }
     }
     opts_free(&o);
     return rc;
