@@ -32,9 +32,18 @@ CREATE INDEX idx_memories_node_type ON memories (node_type);
 CREATE INDEX idx_memories_created_at ON memories (created_at);
 CREATE INDEX idx_memories_updated_at ON memories (updated_at);
 
+-- updated_at follows every change, unless the statement sets it itself (a copy that brings a
+-- row up to date with its source keeps the source's updated_at).
 CREATE FUNCTION pgmemctl_touch_updated_at() RETURNS trigger
     LANGUAGE plpgsql
-    AS $$ BEGIN NEW.updated_at := now(); RETURN NEW; END $$;
+    AS $$
+BEGIN
+    IF NEW.updated_at IS NOT DISTINCT FROM OLD.updated_at THEN
+        NEW.updated_at := now();
+    END IF;
+    RETURN NEW;
+END
+$$;
 CREATE TRIGGER memories_touch_updated_at BEFORE UPDATE ON memories
     FOR EACH ROW EXECUTE FUNCTION pgmemctl_touch_updated_at();
 

@@ -16,7 +16,7 @@ const opt_spec cmd_copy_specs[] = {
     {"batch-size", 0, OPT_INT, "5000", true, "N", "source rows per committed batch"},
     {"dry-run", 0, OPT_BOOL, NULL, false, NULL, "read and validate everything, report what would happen, write nothing"},
     {"verify-existing", 0, OPT_BOOL, NULL, false, NULL,
-     "re-read the whole source and insert whatever the target lacks (conflict-safe path)"},
+     "re-read the whole source; insert what the target lacks and update rows that differ"},
     {"epoch-unit", 0, OPT_STRING, NULL, true, "s|ms", "unit of integer timestamps (rejected without it)"},
     {"rejects", 0, OPT_STRING, NULL, true, "FILE", "write every rejection as a JSON line to FILE"},
     {"maintenance-work-mem", 0, OPT_STRING, "1GB", true, "SIZE", "maintenance_work_mem for index builds"},
@@ -47,6 +47,7 @@ static cJSON *stats_json(const copy_table_stats *t, const char *source)
     report_add_int(o, "copied_by_earlier_runs", t->copied_before);
     report_add_int(o, "read", t->read);
     report_add_int(o, "copied", t->copied);
+    report_add_int(o, "updated", t->updated);
     report_add_int(o, "already_present", t->already_present);
     report_add_int(o, "rejected", t->rejected);
     return o;
@@ -80,6 +81,7 @@ static cJSON *render(const pg_conn *c, const copy_request *req, copy_result *res
     cJSON_AddItemToObject(tables, "memories", stats_json(&res->nodes, "knowledge_nodes"));
     cJSON *sch = cJSON_AddObjectToObject(tables, "scheduling");
     report_add_int(sch, "copied", res->sched_copied);
+    report_add_int(sch, "updated", res->sched_updated);
     report_add_int(sch, "from_fsrs_cards", res->sched_from_cards);
     report_add_int(sch, "from_node_columns", res->sched_from_nodes);
     report_add_int(sch, "rejected", res->sched_rejected);

@@ -214,15 +214,78 @@ static bool copy_buffer(copy_state *s, const char *copy_sql, pgbuf *b, int64_t *
     return pg_copy_end(s->c, rows);
 }
 
-/* Moves staged rows into the target, skipping keys it already has. */
-static bool stage_merge(copy_state *s, const char *sql, int64_t *inserted)
+/* Moving staged rows into the target. [0]: keys the target already has are left alone (rows
+ * from elsewhere); [1] (--verify-existing): rows that differ from the source are updated.
+ * DISTINCT ON: one row per key even if the source holds a key twice (an id in two cases).
+ * Each returns (inserted, updated). */
+#define MERGE_RESULT ") SELECT count(*) FILTER (WHERE ins), count(*) FILTER (WHERE NOT ins) FROM up"
+static const char *MERGE_MEMORIES[2] = {
+    "WITH up AS (INSERT INTO memories " COPY_MEMORIES_COLUMNS " SELECT DISTINCT ON (id) id, content, node_type,"
+    " tags, embedding, metadata, created_at, updated_at FROM pgmemctl_stage_memories ORDER BY id"
+    " ON CONFLICT (id) DO NOTHING RETURNING true AS ins" MERGE_RESULT,
+    "WITH up AS (INSERT INTO memories AS t " COPY_MEMORIES_COLUMNS " SELECT DISTINCT ON (id) id, content,"
+    " node_type, tags, embedding, metadata, created_at, updated_at FROM pgmemctl_stage_memories ORDER BY id"
+    " ON CONFLICT (id) DO UPDATE SET content = EXCLUDED.content, node_type = EXCLUDED.node_type,"
+    " tags = EXCLUDED.tags, embedding = EXCLUDED.embedding, metadata = EXCLUDED.metadata,"
+    " created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at"
+    " WHERE (t.content, t.node_type, t.tags, t.embedding, t.metadata, t.created_at, t.updated_at)"
+    " IS DISTINCT FROM (EXCLUDED.content, EXCLUDED.node_type, EXCLUDED.tags, EXCLUDED.embedding,"
+    " EXCLUDED.metadata, EXCLUDED.created_at, EXCLUDED.updated_at)"
+    " RETURNING (t.xmax = 0) AS ins" MERGE_RESULT};
+static const char *MERGE_SCHEDULING[2] = {
+    "WITH up AS (INSERT INTO scheduling " COPY_SCHEDULING_COLUMNS " SELECT DISTINCT ON (memory_id) memory_id,"
+    " stability, difficulty, retrievability, state, last_review, next_review, reps, lapses, scheduled_days,"
+    " elapsed_days FROM pgmemctl_stage_scheduling s WHERE EXISTS (SELECT 1 FROM memories m WHERE m.id = s.memory_id)"
+    " ORDER BY memory_id ON CONFLICT (memory_id) DO NOTHING RETURNING true AS ins" MERGE_RESULT,
+    "WITH up AS (INSERT INTO scheduling AS t " COPY_SCHEDULING_COLUMNS " SELECT DISTINCT ON (memory_id) memory_id,"
+    " stability, difficulty, retrievability, state, last_review, next_review, reps, lapses, scheduled_days,"
+    " elapsed_days FROM pgmemctl_stage_scheduling s WHERE EXISTS (SELECT 1 FROM memories m WHERE m.id = s.memory_id)"
+    " ORDER BY memory_id ON CONFLICT (memory_id) DO UPDATE SET stability = EXCLUDED.stability,"
+    " difficulty = EXCLUDED.difficulty, retrievability = EXCLUDED.retrievability, state = EXCLUDED.state,"
+    " last_review = EXCLUDED.last_review, next_review = EXCLUDED.next_review, reps = EXCLUDED.reps,"
+    " lapses = EXCLUDED.lapses, scheduled_days = EXCLUDED.scheduled_days, elapsed_days = EXCLUDED.elapsed_days"
+    " WHERE (t.stability, t.difficulty, t.retrievability, t.state, t.last_review, t.next_review, t.reps,"
+    " t.lapses, t.scheduled_days, t.elapsed_days) IS DISTINCT FROM (EXCLUDED.stability, EXCLUDED.difficulty,"
+    " EXCLUDED.retrievability, EXCLUDED.state, EXCLUDED.last_review, EXCLUDED.next_review, EXCLUDED.reps,"
+    " EXCLUDED.lapses, EXCLUDED.scheduled_days, EXCLUDED.elapsed_days)"
+    " RETURNING (t.xmax = 0) AS ins" MERGE_RESULT};
+static const char *MERGE_EDGES[2] = {
+    "WITH up AS (INSERT INTO edges " COPY_EDGES_COLUMNS " SELECT DISTINCT ON (source_id, target_id, edge_type)"
+    " source_id, target_id, edge_type, weight, created_at, metadata FROM pgmemctl_stage_edges"
+    " ORDER BY source_id, target_id, edge_type ON CONFLICT DO NOTHING RETURNING true AS ins" MERGE_RESULT,
+    "WITH up AS (INSERT INTO edges AS t " COPY_EDGES_COLUMNS " SELECT DISTINCT ON (source_id, target_id, edge_type)"
+    " source_id, target_id, edge_type, weight, created_at, metadata FROM pgmemctl_stage_edges"
+    " ORDER BY source_id, target_id, edge_type ON CONFLICT (source_id, target_id, edge_type) DO UPDATE"
+    " SET weight = EXCLUDED.weight, created_at = EXCLUDED.created_at, metadata = EXCLUDED.metadata"
+    " WHERE (t.weight, t.created_at, t.metadata) IS DISTINCT FROM"
+    " (EXCLUDED.weight, EXCLUDED.created_at, EXCLUDED.metadata)"
+    " RETURNING (t.xmax = 0) AS ins" MERGE_RESULT};
+
+/* Moves staged rows into the target with one of the MERGE_* statements. */
+static bool stage_merge(copy_state *s, const char *const sql[2], int64_t *inserted, int64_t *updated)
 {
-    pg_result *r = pg_exec(s->c, sql, 0, NULL);
+    pg_result *r = pg_exec(s->c, sql[s->req->verify_existing ? 1 : 0], 0, NULL);
     if (!r)
         return false;
-    *inserted = pg_cmd_tuples(r);
+    *inserted = strtoll(pg_value(r, 0, 0), NULL, 10);
+    *updated = strtoll(pg_value(r, 0, 1), NULL, 10);
     pg_clear(r);
     return true;
+}
+
+/* --verify-existing: the batch's source rows are re-validated, so their earlier rejection
+ * records are replaced by whatever this run finds. */
+static bool forget_rejects(copy_state *s, const char *table, int64_t after, int64_t upto)
+{
+    if (!s->req->verify_existing)
+        return true;
+    char a[32], b[32];
+    snprintf(a, sizeof a, "%" PRId64, after);
+    snprintf(b, sizeof b, "%" PRId64, upto);
+    return pg_run(s->c,
+                  "DELETE FROM pgmemctl_copy_rejects WHERE source_id = $1 AND source_table = $2"
+                  " AND source_rowid > $3 AND source_rowid <= $4",
+                  4, (const char *[]){s->res->source_id, table, a, b});
 }
 
 /* ---- nodes ---------------------------------------------------------------------------------- */
@@ -286,13 +349,14 @@ static batch_status node_batch(copy_state *s, sqlite3_stmt *st, int64_t *last, p
     sqlite3_bind_int64(st, 1, *last);
     sqlite3_bind_int(st, 2, req->batch_size);
     bool dry = req->dry_run;
+    node_values v = {0}; /* before the first goto: the error paths clear it */
     if (!dry) {
         if (!pg_begin(s->c)) {
             pg_fail(s, "BEGIN");
             return BATCH_FAILED;
         }
         if (s->staging && !ensure_staging(s))
-            return BATCH_FAILED;
+            goto fail_tx;
         const char *sql = s->staging ? "COPY pgmemctl_stage_memories " COPY_MEMORIES_COLUMNS " FROM STDIN (FORMAT binary)"
                                      : "COPY memories " COPY_MEMORIES_COLUMNS " FROM STDIN (FORMAT binary)";
         if (!pg_copy_begin(s->c, sql))
@@ -304,7 +368,6 @@ static batch_status node_batch(copy_state *s, sqlite3_stmt *st, int64_t *last, p
     pgcopy_header(&s->sched);
     int64_t nread = 0, nmem = 0, nsched = 0, nrej = 0, emb = 0, embmiss = 0, fromcard = 0, batch_last = *last;
     s->npend = 0;
-    node_values v = {0};
     map_outcome o;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -359,7 +422,7 @@ static batch_status node_batch(copy_state *s, sqlite3_stmt *st, int64_t *last, p
         fail(s, COPY_FAILED, "out of memory building a batch");
         goto fail_tx;
     }
-    int64_t ins_mem = nmem, ins_sched = nsched;
+    int64_t ins_mem = nmem, ins_sched = nsched, upd_mem = 0, upd_sched = 0;
     if (!dry) {
         if (!flush(s, &s->buf, true) || !pg_copy_end(s->c, NULL))
             goto pgerr;
@@ -367,17 +430,10 @@ static batch_status node_batch(copy_state *s, sqlite3_stmt *st, int64_t *last, p
                                        : "COPY scheduling " COPY_SCHEDULING_COLUMNS " FROM STDIN (FORMAT binary)",
                          &s->sched, NULL))
             goto pgerr;
-        if (s->staging &&
-            (!stage_merge(s,
-                          "INSERT INTO memories " COPY_MEMORIES_COLUMNS " SELECT id, content, node_type, tags, embedding,"
-                          " metadata, created_at, updated_at FROM pgmemctl_stage_memories ON CONFLICT (id) DO NOTHING",
-                          &ins_mem) ||
-             !stage_merge(s,
-                          "INSERT INTO scheduling " COPY_SCHEDULING_COLUMNS " SELECT memory_id, stability, difficulty,"
-                          " retrievability, state, last_review, next_review, reps, lapses, scheduled_days, elapsed_days"
-                          " FROM pgmemctl_stage_scheduling s WHERE EXISTS (SELECT 1 FROM memories m WHERE m.id = s.memory_id)"
-                          " ON CONFLICT (memory_id) DO NOTHING",
-                          &ins_sched)))
+        if (s->staging && (!stage_merge(s, MERGE_MEMORIES, &ins_mem, &upd_mem) ||
+                           !stage_merge(s, MERGE_SCHEDULING, &ins_sched, &upd_sched)))
+            goto pgerr;
+        if (!forget_rejects(s, "knowledge_nodes", *last, batch_last))
             goto pgerr;
         if (!pend_record(s) || (nread > 0 && (!checkpoint(s, "knowledge_nodes", batch_last, ins_mem, nrej) ||
                                               !checkpoint(s, "scheduling", batch_last, ins_sched, 0))))
@@ -387,7 +443,9 @@ static batch_status node_batch(copy_state *s, sqlite3_stmt *st, int64_t *last, p
     }
     res->nodes.read += nread;
     res->nodes.copied += ins_mem;
-    res->nodes.already_present += nmem - ins_mem;
+    res->nodes.updated += upd_mem;
+    res->sched_updated += upd_sched;
+    res->nodes.already_present += nmem - ins_mem - upd_mem;
     res->nodes.rejected += nrej;
     res->sched_copied += ins_sched;
     res->sched_from_cards += fromcard;
@@ -629,12 +687,10 @@ static batch_status edge_batch(copy_state *s, const edge_query *q, sqlite3_stmt 
             goto pgerr;
         nsent += nsecond;
     }
-    int64_t inserted = nsent;
+    int64_t inserted = nsent, updated = 0;
     if (!dry) {
-        if (s->staging && !stage_merge(s,
-                                       "INSERT INTO edges " COPY_EDGES_COLUMNS " SELECT source_id, target_id, edge_type,"
-                                       " weight, created_at, metadata FROM pgmemctl_stage_edges ON CONFLICT DO NOTHING",
-                                       &inserted))
+        if ((s->staging && !stage_merge(s, MERGE_EDGES, &inserted, &updated)) ||
+            !forget_rejects(s, q->table, *last, batch_last))
             goto pgerr;
         if (!pend_record(s) || (nread > 0 && !checkpoint(s, q->table, batch_last, inserted, nrej)) ||
             !pg_commit(s->c))
@@ -642,7 +698,8 @@ static batch_status edge_batch(copy_state *s, const edge_query *q, sqlite3_stmt 
     }
     ts->read += nread;
     ts->copied += inserted;
-    ts->already_present += nsent - inserted;
+    ts->updated += updated;
+    ts->already_present += nsent - inserted - updated;
     ts->rejected += nrej;
     s->res->edges_dangling += dangling;
     pend_publish(s);
@@ -1136,7 +1193,10 @@ void copy_run(pg_conn *c, const copy_request *req, copy_result *res)
         }
         res->seconds_parity = progress_now() - tp;
         if (!res->parity_ok) {
-            fail(&s, COPY_FAILED, "parity check failed: the target does not hold what the source has (see \"parity\")");
+            fail(&s, COPY_FAILED,
+                 "parity check failed: the target does not hold what the source has (see \"parity\"). If the "
+                 "source changed after it was copied (vestige kept running), `pgmemctl copy --verify-existing` "
+                 "re-reads it and updates the rows that differ");
             goto out;
         }
     }

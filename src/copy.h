@@ -15,7 +15,8 @@ typedef struct {
     const char *from;              /* PATH or sqlite:PATH */
     int batch_size;                /* source rows per committed batch */
     bool dry_run;                  /* read and validate everything, write nothing */
-    bool verify_existing;          /* re-read the whole source through the conflict-safe path */
+    bool verify_existing;          /* re-read the whole source through the staging path and
+                                      update target rows that differ from it */
     epoch_unit epoch;              /* integer timestamps */
     const char *maintenance_work_mem; /* for index builds, e.g. "1GB" */
     int parallel_workers;          /* max_parallel_maintenance_workers for index builds */
@@ -26,6 +27,7 @@ typedef struct {
 typedef struct {
     int64_t read;                  /* source rows read this run */
     int64_t copied;                /* target rows inserted this run */
+    int64_t updated;               /* --verify-existing: rows that differed and were updated */
     int64_t already_present;       /* rows whose key the target already had (staging path) */
     int64_t rejected;              /* rows skipped by validation this run */
     int64_t resumed_after;         /* checkpoint rowid the run started after */
@@ -50,7 +52,7 @@ typedef struct {
     const char *write_path;        /* "direct", "staging" or "none" (dry run) */
     char write_path_reason[256];
     copy_table_stats nodes, mc, ke;
-    int64_t sched_copied, sched_from_cards, sched_from_nodes, sched_rejected;
+    int64_t sched_copied, sched_updated, sched_from_cards, sched_from_nodes, sched_rejected;
     int64_t emb_copied, emb_missing, emb_rejected;
     int64_t edges_dangling;        /* edges skipped because an endpoint was not copied */
     int64_t orphans;               /* fsrs_cards / node_embeddings rows with no node */

@@ -202,8 +202,9 @@ typedef struct {
     sched_values sv;
 } expected_row;
 
-static bool sample_compare(pg_conn *c, sqlite_src *src, const node_query *nq, const map_ctx *ctx,
-                           const int64_t *rowids, size_t n, copy_result *res)
+/* Compares one chunk of sampled rows (memory stays bounded: vectors are held per chunk). */
+static bool sample_chunk(pg_conn *c, sqlite_src *src, const node_query *nq, const map_ctx *ctx,
+                         const int64_t *rowids, size_t n, copy_result *res)
 {
     expected_row *ex = calloc(n ? n : 1, sizeof *ex);
     char *arr = malloc(n * 38 + 3);
@@ -251,7 +252,7 @@ static bool sample_compare(pg_conn *c, sqlite_src *src, const node_query *nq, co
     }
     if (st)
         sqlite3_finalize(st);
-    res->sample_size = (int64_t) m;
+    res->sample_size += (int64_t) m;
     pg_result *r = NULL;
     if (ok) {
         char *o = arr;
@@ -321,6 +322,18 @@ static bool sample_compare(pg_conn *c, sqlite_src *src, const node_query *nq, co
     free(ex);
     free(arr);
     return ok;
+}
+
+#define SAMPLE_CHUNK 100
+
+static bool sample_compare(pg_conn *c, sqlite_src *src, const node_query *nq, const map_ctx *ctx,
+                           const int64_t *rowids, size_t n, copy_result *res)
+{
+    res->sample_size = 0;
+    for (size_t i = 0; i < n; i += SAMPLE_CHUNK)
+        if (!sample_chunk(c, src, nq, ctx, rowids + i, n - i < SAMPLE_CHUNK ? n - i : SAMPLE_CHUNK, res))
+            return false;
+    return true;
 }
 
 bool copy_parity(pg_conn *c, sqlite_src *src, const node_query *nq, const map_ctx *ctx, const char *source_id,

@@ -8,6 +8,9 @@
 
 static log_level current_level = LOG_INFO;
 static void (*clear_hook)(void);
+static char last_error[1024];
+
+const char *log_last_error(void) { return last_error; }
 
 void log_set_level(log_level level) { current_level = level; }
 log_level log_get_level(void) { return current_level; }
@@ -16,7 +19,7 @@ void log_set_clear_hook(void (*hook)(void)) { clear_hook = hook; }
 
 static void log_emit(log_level level, const char *prefix, const char *fmt, va_list ap)
 {
-    if (level > current_level)
+    if (level > current_level && level != LOG_ERROR)
         return;
     char stackbuf[2048];
     va_list ap2;
@@ -32,10 +35,14 @@ static void log_emit(log_level level, const char *prefix, const char *fmt, va_li
     }
     va_end(ap2);
     char *clean = redact_scrub(msg);
-    if (clear_hook)
-        clear_hook();
-    fprintf(stderr, "%s%s\n", prefix, clean ? clean : msg);
-    fflush(stderr);
+    if (level == LOG_ERROR)
+        snprintf(last_error, sizeof last_error, "%.*s", (int) sizeof last_error - 1, clean ? clean : msg);
+    if (level <= current_level) {
+        if (clear_hook)
+            clear_hook();
+        fprintf(stderr, "%s%s\n", prefix, clean ? clean : msg);
+        fflush(stderr);
+    }
     free(clean);
     if (msg != stackbuf)
         free(msg);

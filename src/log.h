@@ -19,6 +19,11 @@ void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The last message passed to log_error (secrets scrubbed), "" if none; valid until the next
+ * log_error. Used for the JSON document of a run that failed before it had a result. Errors
+ * are remembered even under -q. */
+const char *log_last_error(void);
+
 /* True when progress output is wanted (level >= LOG_INFO). */
 bool log_progress_enabled(void);
 

@@ -3,6 +3,7 @@
 #include "config.h"
 #include "log.h"
 #include "pg.h"
+#include "report.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,16 @@ static const command *find_command(const char *name)
         if (!strcmp(commands[i].name, name))
             return &commands[i];
     return NULL;
+}
+
+/* Every run that reaches a command prints one JSON document: when the command ended before it
+ * had a result to render (usage error, connection refused), a minimal one with the error. A
+ * command asked only for --help printed text and exit 0: nothing more. */
+static int finish(const char *command_name, int rc)
+{
+    if (rc != EXIT_OK && !report_was_printed() && !report_print_error(command_name, rc, log_last_error()))
+        return EXIT_FAILURE_;
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -107,8 +118,8 @@ int main(int argc, char **argv)
     }
     const command *cmd = find_command(name);
     if (!cmd) {
-        fprintf(stderr, "error: unknown command \"%s\" (see pgmemctl --help)\n", name);
-        return EXIT_USAGE;
+        log_error("unknown command \"%s\" (see pgmemctl --help)", name);
+        return finish(name, EXIT_USAGE);
     }
 
     /* Secrets first, so nothing printed from here on can show them. */
@@ -124,7 +135,7 @@ int main(int argc, char **argv)
     if (config_path) {
         cfg = config_load(config_path, sections, NCOMMANDS);
         if (!cfg)
-            return EXIT_USAGE;
+            return finish(name, EXIT_USAGE);
         pg_register_secrets(config_get(cfg, NULL, "database", NULL, NULL));
     }
 
@@ -142,5 +153,5 @@ int main(int argc, char **argv)
     }
     int rc = cmd->run(&g, argc - a, argv + a);
     config_free(cfg);
-    return rc;
+    return finish(name, rc);
 }

@@ -17,8 +17,26 @@ cJSON *report_new(const char *command)
     return doc;
 }
 
+static bool printed;
+
+bool report_was_printed(void) { return printed; }
+
+bool report_print_error(const char *command, int exit_code, const char *message)
+{
+    cJSON *doc = report_new(command);
+    if (!doc)
+        return false;
+    cJSON_AddStringToObject(doc, "status", exit_code == 2 ? "usage_error" : "failed");
+    cJSON_AddNumberToObject(doc, "exit_code", exit_code);
+    cJSON_AddStringToObject(doc, "error", message && *message ? message : "see the messages on stderr");
+    bool ok = report_print(doc);
+    cJSON_Delete(doc);
+    return ok;
+}
+
 bool report_print(const cJSON *doc)
 {
+    printed = true;
     char *text = cJSON_Print(doc);
     if (!text) {
         log_error("out of memory rendering the JSON summary");

@@ -16,6 +16,14 @@ cJSON *report_new(const char *command);
  * not free doc. */
 bool report_print(const cJSON *doc);
 
+/* True once report_print has written a document in this process. */
+bool report_was_printed(void);
+
+/* Prints the document of a run that ended before it had a result (usage or configuration
+ * error, connection refused): {"command", "pgmemctl_version", "status": "usage_error" for exit
+ * code 2 else "failed", "exit_code", "error": message}. Returns report_print's result. */
+bool report_print_error(const char *command, int exit_code, const char *message);
+
 /* Adds an int64 as a JSON number (exact up to 2^53). Returns the added item or NULL. */
 cJSON *report_add_int(cJSON *obj, const char *name, int64_t v);
 /* Adds seconds rounded to milliseconds. */

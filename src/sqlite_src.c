@@ -149,7 +149,7 @@ int64_t sqlite_src_count(sqlite_src *s, const char *table)
 
 bool sqlite_src_identity(sqlite_src *s, char out[65])
 {
-    sqlite3_stmt *st = sqlite_src_prepare(s, "SELECT id FROM knowledge_nodes ORDER BY rowid LIMIT 16");
+    sqlite3_stmt *st = sqlite_src_prepare(s, "SELECT id FROM knowledge_nodes ORDER BY rowid LIMIT 1");
     if (!st)
         return false;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();

@@ -35,9 +35,10 @@ int sqlite_src_tables(sqlite_src *s, char ***names);
 int64_t sqlite_src_count(sqlite_src *s, const char *table);
 
 /* Identity of the store, independent of its path: hex SHA-256 (OpenSSL) of "vestige\n" and the
- * ids of the first 16 knowledge_nodes rows in rowid order, one per line. Moving or copying the
- * file keeps it; deleting the store's first memories changes it (a re-run then treats the
- * store as new and takes the conflict-safe path). out: 65 bytes. */
+ * id of its first knowledge_nodes row (lowest rowid) and a newline. Moving or copying the file
+ * keeps it, and so does appending memories; deleting the store's first memory changes it (a
+ * re-run then treats the store as new and takes the conflict-safe path). An empty store's
+ * identity changes with its first memory. out: 65 bytes. */
 bool sqlite_src_identity(sqlite_src *s, char out[65]);
 
 /* Prepares sql (logged on error, with the path). Caller finalizes with sqlite3_finalize. */

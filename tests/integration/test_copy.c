@@ -1405,3 +1405,137 @@ Test(copy, rejects_file_write_error_fails)
     bad_store_free(&b);
     free(dir);
 }
+
+/* ---- source changed after the copy: parity says so, --verify-existing brings it up to date ---- */
+
+Test(copy, verify_existing_updates_changed_rows)
+{
+    char *dir = tu_tempdir();
+    char *path = make_small_store(dir, "store.db", 1, 30, 8, NULL);
+    char *uri = migrated_db();
+    cJSON *doc = copy_expect(uri, path, NULL, 0);
+    cJSON_Delete(doc);
+
+    /* vestige keeps running: one memory is edited, one gets reviewed */
+    char id3[37], id7[37];
+    vf_uuid(3, id3);
+    vf_uuid(7, id7);
+    vf_store *s = vf_open(path, 8);
+    char *sql = tu_printf("UPDATE knowledge_nodes SET content = 'edited after the copy',"
+                          " updated_at = '2026-01-02T03:04:05.000006+00:00' WHERE id = '%s';"
+                          "UPDATE fsrs_cards SET reps = reps + 5, stability = 42.5 WHERE memory_id = '%s'",
+                          id3, id7);
+    vf_exec(s, sql);
+    free(sql);
+    vf_close(s);
+
+    /* a plain re-run copies nothing new, and its parity check (a store this small is sampled
+     * whole) finds both differences and names the remedy */
+    doc = copy_expect(uri, path, NULL, 1);
+    cr_assert(!jbool(doc, "parity.ok"));
+    cr_assert_eq(jint(doc, "parity.sample.content_mismatches"), 1);
+    cr_assert_eq(jint(doc, "parity.sample.fsrs_mismatches"), 1);
+    cr_assert(tu_contains(jstr(doc, "error"), "--verify-existing"), "no remedy named: %s", jstr(doc, "error"));
+    cJSON_Delete(doc);
+    char *q = tu_printf("SELECT content FROM memories WHERE id = '%s'", id3);
+    char *v = tu_query_value(uri, q);
+    cr_assert_str_neq(v, "edited after the copy");
+    free(v);
+
+    doc = copy_expect(uri, path, (const char *[]){"--verify-existing", NULL}, 0);
+    cr_assert_str_eq(jstr(doc, "write_path"), "staging");
+    cr_assert_eq(jint(doc, "tables.memories.copied"), 0);
+    cr_assert_eq(jint(doc, "tables.memories.updated"), 1);
+    cr_assert_eq(jint(doc, "tables.scheduling.updated"), 1);
+    cr_assert_eq(jint(doc, "tables.memories.already_present"), 29);
+    cr_assert(jbool(doc, "parity.ok"));
+    cJSON_Delete(doc);
+    v = tu_query_value(uri, q);
+    cr_assert_str_eq(v, "edited after the copy");
+    free(v);
+    free(q);
+    /* the source's updated_at is kept (the trigger leaves an explicitly set updated_at alone) */
+    q = tu_printf("SELECT to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') FROM memories"
+                  " WHERE id = '%s'", id3);
+    v = tu_query_value(uri, q);
+    cr_assert_str_eq(v, "2026-01-02 03:04:05.000006");
+    free(v);
+    free(q);
+    q = tu_printf("SELECT reps || '/' || stability FROM scheduling WHERE memory_id = '%s'", id7);
+    v = tu_query_value(uri, q);
+    cr_assert(v && strstr(v, "/42.5"), "scheduling not updated: %s", v ? v : "(null)");
+    free(v);
+    free(q);
+    cr_assert_eq(tu_query_int(uri, "SELECT count(*) FROM memories"), 30);
+
+    /* and a plain re-run is now clean */
+    doc = copy_expect(uri, path, NULL, 0);
+    cr_assert(jbool(doc, "parity.ok"));
+    cJSON_Delete(doc);
+    tu_drop_db(uri);
+    tu_rmtree(dir);
+    free(uri);
+    free(path);
+    free(dir);
+}
+
+/* ---- a store smaller than any sample grows: still recognised, still the direct path ------------ */
+
+Test(copy, small_store_keeps_identity_when_it_grows)
+{
+    char *dir = tu_tempdir();
+    char *path = make_small_store(dir, "tiny.db", 1, 3, 8, NULL);
+    char *uri = migrated_db();
+    cJSON *doc = copy_expect(uri, path, NULL, 0);
+    char *id1 = strdup(jstr(doc, "source.store_id"));
+    cJSON_Delete(doc);
+    vf_store *s = vf_open(path, 8);
+    vf_add_good_node(s, 4, true);
+    vf_add_good_node(s, 5, false);
+    vf_close(s);
+    doc = copy_expect(uri, path, NULL, 0);
+    cr_assert_str_eq(jstr(doc, "source.store_id"), id1);
+    cr_assert_str_eq(jstr(doc, "write_path"), "direct");
+    cr_assert_eq(jint(doc, "tables.memories.copied_by_earlier_runs"), 3);
+    cr_assert_eq(jint(doc, "tables.memories.copied"), 2);
+    cr_assert(jbool(doc, "parity.ok"));
+    cJSON_Delete(doc);
+    cr_assert_eq(tu_query_int(uri, "SELECT count(*) FROM memories"), 5);
+    free(id1);
+    tu_drop_db(uri);
+    tu_rmtree(dir);
+    free(uri);
+    free(path);
+    free(dir);
+}
+
+/* ---- failures before a result still print one JSON document ---------------------------------- */
+
+Test(copy, failures_print_one_json_document)
+{
+    char *dir = tu_tempdir();
+    char *path = make_small_store(dir, "s.db", 1, 2, 8, NULL);
+    char *bad = tu_printf("postgresql://pgmemctl_pw:%s@127.0.0.1:1/nosuchdb", SECRET);
+    tu_run_result r = tu_run((const char *[]){"pgmemctl", "-d", bad, "copy", "--from", path, NULL});
+    cr_assert_eq(r.status, 1);
+    cJSON *doc = tu_json(r.out);
+    cr_assert_str_eq(jstr(doc, "command"), "copy");
+    cr_assert_str_eq(jstr(doc, "status"), "failed");
+    cr_assert_eq(jint(doc, "exit_code"), 1);
+    cr_assert(tu_contains(jstr(doc, "error"), "could not connect"));
+    cr_assert(!tu_contains(r.out, SECRET) && !tu_contains(r.err, SECRET), "password printed");
+    cJSON_Delete(doc);
+    tu_run_free(&r);
+
+    r = tu_run((const char *[]){"pgmemctl", "copy", "--batch-size", "0", "--from", path, NULL});
+    cr_assert_eq(r.status, 2);
+    doc = tu_json(r.out);
+    cr_assert_str_eq(jstr(doc, "status"), "usage_error");
+    cr_assert(tu_contains(jstr(doc, "error"), "--batch-size"));
+    cJSON_Delete(doc);
+    tu_run_free(&r);
+    free(bad);
+    tu_rmtree(dir);
+    free(path);
+    free(dir);
+}
