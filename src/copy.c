@@ -339,6 +339,16 @@ static bool load_rejected_nodes(copy_state *s)
 
 typedef enum { BATCH_OK, BATCH_DONE, BATCH_RETRY_STAGING, BATCH_FAILED } batch_status;
 
+/* A direct batch met a key the target already had: the rest of the run takes the staging path
+ * (the failed batch was rolled back and is redone). */
+static void switch_to_staging(copy_state *s, const char *table, int64_t last)
+{
+    s->staging = true;
+    s->res->write_path = "staging";
+    snprintf(s->res->write_path_reason, sizeof s->res->write_path_reason,
+             "switched after %s rowid %" PRId64 ": a key already existed in the target", table, last);
+}
+
 /* One batch of knowledge_nodes rows after *last: memories + scheduling, rejects, checkpoint,
  * all in one transaction. */
 static batch_status node_batch(copy_state *s, sqlite3_stmt *st, int64_t *last, progress *pr)
@@ -498,10 +508,7 @@ static bool copy_nodes(copy_state *s)
     for (;;) {
         batch_status b = node_batch(s, st, &last, pr);
         if (b == BATCH_RETRY_STAGING) {
-            s->staging = true;
-            res->write_path = "staging";
-            snprintf(res->write_path_reason, sizeof res->write_path_reason,
-                     "switched at knowledge_nodes rowid %" PRId64 ": a key already existed in the target", last);
+            switch_to_staging(s, "knowledge_nodes", last);
             continue;
         }
         if (b == BATCH_FAILED) {
@@ -751,10 +758,7 @@ static bool copy_edges(copy_state *s, const char *table, int slot, copy_table_st
     for (;;) {
         batch_status b = edge_batch(s, &q, st, &last, ts, pr);
         if (b == BATCH_RETRY_STAGING) {
-            s->staging = true;
-            s->res->write_path = "staging";
-            snprintf(s->res->write_path_reason, sizeof s->res->write_path_reason,
-                     "switched at %s rowid %" PRId64 ": an edge already existed in the target", table, last);
+            switch_to_staging(s, table, last);
             continue;
         }
         if (b == BATCH_FAILED) {

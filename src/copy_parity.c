@@ -78,6 +78,38 @@ static bool sha256_hex(const void *data, size_t len, char out[65])
     return true;
 }
 
+/* Streaming a temporary table with COPY: begin (logs the failure), put (sends when the buffer is
+ * large), finish (sends the rest and the trailer). */
+static bool stream_begin(pg_conn *c, const char *copy_sql, pgbuf *b)
+{
+    pgbuf_init(b);
+    if (!pg_copy_begin(c, copy_sql)) {
+        log_error("parity: %s", pg_errmsg(c));
+        return false;
+    }
+    pgcopy_header(b);
+    return true;
+}
+
+static bool stream_put(pg_conn *c, pgbuf *b)
+{
+    if (b->len < 256 * 1024)
+        return true;
+    bool ok = !b->oom && pg_copy_put(c, b->data, b->len);
+    pgbuf_reset(b);
+    return ok;
+}
+
+static bool stream_finish(pg_conn *c, pgbuf *b, bool ok, const char *what)
+{
+    pgcopy_trailer(b);
+    ok = ok && !b->oom && pg_copy_put(c, b->data, b->len) && pg_copy_end(c, NULL);
+    if (!ok)
+        log_error("parity: streaming %s: %s", what, pg_errmsg(c));
+    pgbuf_free(b);
+    return ok;
+}
+
 /* Streams accepted node ids into pgmemctl_parity_nodes and picks the sample rowids. */
 static bool stream_nodes(pg_conn *c, sqlite_src *src, int64_t last, const rowid_set *rej, const rowid_set *sched_rej,
                          int64_t **sample, size_t *nsample, int64_t *unparsable)
@@ -104,14 +136,11 @@ static bool stream_nodes(pg_conn *c, sqlite_src *src, int64_t last, const rowid_
     if (!st)
         return false;
     sqlite3_bind_int64(st, 1, last);
-    if (!pg_copy_begin(c, "COPY pgmemctl_parity_nodes (id, sched) FROM STDIN (FORMAT binary)")) {
+    pgbuf b;
+    if (!stream_begin(c, "COPY pgmemctl_parity_nodes (id, sched) FROM STDIN (FORMAT binary)", &b)) {
         sqlite3_finalize(st);
-        log_error("parity: %s", pg_errmsg(c));
         return false;
     }
-    pgbuf b;
-    pgbuf_init(&b);
-    pgcopy_header(&b);
     int64_t seen = 0;
     bool ok = true;
     while (ok && sqlite3_step(st) == SQLITE_ROW) {
@@ -130,18 +159,10 @@ static bool stream_nodes(pg_conn *c, sqlite_src *src, int64_t last, const rowid_
         if (seen % k == 0 && (int64_t) *nsample < want * 2)
             (*sample)[(*nsample)++] = rowid;
         seen++;
-        if (b.len > 256 * 1024) {
-            ok = !b.oom && pg_copy_put(c, b.data, b.len);
-            pgbuf_reset(&b);
-        }
+        ok = stream_put(c, &b);
     }
     sqlite3_finalize(st);
-    pgcopy_trailer(&b);
-    ok = ok && !b.oom && pg_copy_put(c, b.data, b.len) && pg_copy_end(c, NULL);
-    pgbuf_free(&b);
-    if (!ok)
-        log_error("parity: streaming node ids: %s", pg_errmsg(c));
-    return ok;
+    return stream_finish(c, &b, ok, "node ids");
 }
 
 static bool stream_edges(pg_conn *c, sqlite_src *src, const char *table, const char *type_col, int64_t last,
@@ -154,14 +175,11 @@ static bool stream_edges(pg_conn *c, sqlite_src *src, const char *table, const c
     if (!st)
         return false;
     sqlite3_bind_int64(st, 1, last);
-    if (!pg_copy_begin(c, "COPY pgmemctl_parity_edges (s, t, type) FROM STDIN (FORMAT binary)")) {
+    pgbuf b;
+    if (!stream_begin(c, "COPY pgmemctl_parity_edges (s, t, type) FROM STDIN (FORMAT binary)", &b)) {
         sqlite3_finalize(st);
-        log_error("parity: %s", pg_errmsg(c));
         return false;
     }
-    pgbuf b;
-    pgbuf_init(&b);
-    pgcopy_header(&b);
     bool ok = true;
     while (ok && sqlite3_step(st) == SQLITE_ROW) {
         if (rowid_set_has(rej, sqlite3_column_int64(st, 0)))
@@ -179,18 +197,10 @@ static bool stream_edges(pg_conn *c, sqlite_src *src, const char *table, const c
         else
             pgcopy_null(&b);
         pgcopy_text(&b, ty ? ty : "", ty ? (size_t) sqlite3_column_bytes(st, 3) : 0);
-        if (b.len > 256 * 1024) {
-            ok = !b.oom && pg_copy_put(c, b.data, b.len);
-            pgbuf_reset(&b);
-        }
+        ok = stream_put(c, &b);
     }
     sqlite3_finalize(st);
-    pgcopy_trailer(&b);
-    ok = ok && !b.oom && pg_copy_put(c, b.data, b.len) && pg_copy_end(c, NULL);
-    pgbuf_free(&b);
-    if (!ok)
-        log_error("parity: streaming %s keys: %s", table, pg_errmsg(c));
-    return ok;
+    return stream_finish(c, &b, ok, table);
 }
 
 /* Expected values of one sampled memory, computed from the source with the copy's mapping. */
