@@ -339,14 +339,19 @@ static bool load_rejected_nodes(copy_state *s)
 
 typedef enum { BATCH_OK, BATCH_DONE, BATCH_RETRY_STAGING, BATCH_FAILED } batch_status;
 
-/* A direct batch met a key the target already had: the rest of the run takes the staging path
- * (the failed batch was rolled back and is redone). */
-static void switch_to_staging(copy_state *s, const char *table, int64_t last)
+/* What a batch's outcome means for the loop over a table: 1 go on, 0 the table is done, -1 the
+ * run failed. A direct batch that met a key the target already had was rolled back: the rest
+ * of the run takes the staging path, starting with that batch again. */
+static int batch_next(copy_state *s, batch_status b, const char *table, int64_t last)
 {
-    s->staging = true;
-    s->res->write_path = "staging";
-    snprintf(s->res->write_path_reason, sizeof s->res->write_path_reason,
-             "switched after %s rowid %" PRId64 ": a key already existed in the target", table, last);
+    if (b == BATCH_RETRY_STAGING) {
+        s->staging = true;
+        s->res->write_path = "staging";
+        snprintf(s->res->write_path_reason, sizeof s->res->write_path_reason,
+                 "switched after %s rowid %" PRId64 ": a key already existed in the target", table, last);
+        return 1;
+    }
+    return b == BATCH_OK ? 1 : b == BATCH_DONE ? 0 : -1;
 }
 
 /* One batch of knowledge_nodes rows after *last: memories + scheduling, rejects, checkpoint,
@@ -504,20 +509,11 @@ static bool copy_nodes(copy_state *s)
                  " rows to read)",
                  res->nodes.copied_before, last, total);
     progress *pr = progress_start("memories", total, "rows");
-    bool ok = true;
-    for (;;) {
-        batch_status b = node_batch(s, st, &last, pr);
-        if (b == BATCH_RETRY_STAGING) {
-            switch_to_staging(s, "knowledge_nodes", last);
-            continue;
-        }
-        if (b == BATCH_FAILED) {
-            ok = false;
-            break;
-        }
-        if (b == BATCH_DONE)
-            break;
-    }
+    int step;
+    do
+        step = batch_next(s, node_batch(s, st, &last, pr), "knowledge_nodes", last);
+    while (step > 0);
+    bool ok = step == 0;
     progress_finish(pr);
     sqlite3_finalize(st);
     s->last_rowid[0] = last;
@@ -754,20 +750,11 @@ static bool copy_edges(copy_state *s, const char *table, int slot, copy_table_st
         return false;
     }
     progress *pr = progress_start(table, -1, "rows");
-    bool ok = true;
-    for (;;) {
-        batch_status b = edge_batch(s, &q, st, &last, ts, pr);
-        if (b == BATCH_RETRY_STAGING) {
-            switch_to_staging(s, table, last);
-            continue;
-        }
-        if (b == BATCH_FAILED) {
-            ok = false;
-            break;
-        }
-        if (b == BATCH_DONE)
-            break;
-    }
+    int step;
+    do
+        step = batch_next(s, edge_batch(s, &q, st, &last, ts, pr), table, last);
+    while (step > 0);
+    bool ok = step == 0;
     progress_finish(pr);
     sqlite3_finalize(st);
     edge_query_free(&q);
