@@ -24,8 +24,9 @@ else
 endif
 
 LIB_SRC  := $(filter-out src/main.c,$(wildcard src/*.c))
-LIB_OBJ  := $(patsubst src/%.c,$(OUT)/obj/%.o,$(LIB_SRC)) $(OUT)/obj/migrations_gen.o
+LIB_OBJ  := $(patsubst src/%.c,$(OUT)/obj/%.o,$(LIB_SRC)) $(OUT)/obj/migrations_gen.o $(OUT)/obj/profiles_gen.o
 MIG_SQL  := $(sort $(wildcard migrations/*.sql))
+PROFILES := examples/verify/memory-store.yaml
 TOOLS    := $(patsubst src/tools/%.c,%,$(wildcard src/tools/*.c))
 UNIT_SRC := $(wildcard tests/unit/*.c)
 INT_SRC  := $(wildcard tests/integration/*.c)
@@ -69,7 +70,12 @@ build/gen/migrations_gen.h: scripts/embed-files
 	@mkdir -p $(@D)
 	scripts/embed-files --header > $@.tmp && mv $@.tmp $@
 
-$(OUT)/obj/migrations_gen.o: build/gen/migrations_gen.c
+# verify's built-in profile is the example file itself, embedded the same way.
+build/gen/profiles_gen.c: $(PROFILES) scripts/embed-files build/gen/migrations_gen.h
+	@mkdir -p $(@D)
+	scripts/embed-files --array embedded_profiles $(PROFILES) > $@.tmp && mv $@.tmp $@
+
+$(OUT)/obj/%_gen.o: build/gen/%_gen.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
