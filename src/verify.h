@@ -49,7 +49,7 @@ typedef struct {
     bool skip;               /* `skip: true` or `skip: "reason"` */
     char *skip_reason;       /* the reason when given as a string */
     char *hint;              /* shown when the check fails (e.g. the command that fixes it) */
-    int line, column;        /* 1-based position of the check's mapping in the spec */
+    int line, col;           /* 1-based position of the check's mapping in the spec */
 
     char *version;           /* server_version, extension: constraint (verify_cmp syntax) */
     char *setting;           /* setting: GUC name */
