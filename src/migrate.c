@@ -493,7 +493,7 @@ static const char *SQL_CREATE_TABLE =
     " execution_ms bigint NOT NULL DEFAULT 0,"
     " success boolean NOT NULL DEFAULT true)";
 
-static void free_rows(migration_row *rows, int n)
+void migrate_rows_free(migration_row *rows, int n)
 {
     for (int i = 0; i < n; i++) {
         free(rows[i].name);
@@ -503,8 +503,7 @@ static void free_rows(migration_row *rows, int n)
     free(rows);
 }
 
-/* Reads the tracking table; a missing table means no rows. Returns false on error. */
-static bool read_rows(pg_conn *c, migration_row **rows, int *nrows)
+bool migrate_read_rows(pg_conn *c, migration_row **rows, int *nrows)
 {
     *rows = NULL;
     *nrows = 0;
@@ -852,7 +851,7 @@ void migrate_run(pg_conn *c, const migration_set *set, const migrate_request *re
             goto out;
         }
     }
-    if (!read_rows(c, &res->rows, &res->nrows)) {
+    if (!migrate_read_rows(c, &res->rows, &res->nrows)) {
         res->outcome = MIGRATE_FAILED;
         snprintf(res->message, sizeof res->message, "could not read %s", MIGRATE_TABLE);
         goto out;
@@ -903,10 +902,10 @@ void migrate_run(pg_conn *c, const migration_set *set, const migrate_request *re
             break;
         }
     }
-    free_rows(res->rows, res->nrows);
+    migrate_rows_free(res->rows, res->nrows);
     res->rows = NULL;
     res->nrows = 0;
-    if (read_rows(c, &res->rows, &res->nrows))
+    if (migrate_read_rows(c, &res->rows, &res->nrows))
         res->version_after = highest_applied(res->rows, res->nrows);
 out:
     if (locked && !pg_advisory_unlock(c, MIGRATE_LOCK_KEY))
@@ -916,7 +915,7 @@ out:
 void migrate_result_free(migrate_result *res)
 {
     free(res->steps);
-    free_rows(res->rows, res->nrows);
+    migrate_rows_free(res->rows, res->nrows);
     free(res->status);
     memset(res, 0, sizeof *res);
 }

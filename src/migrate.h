@@ -65,6 +65,12 @@ typedef struct {
     bool success;
 } migration_row;
 
+/* Reads pgmemctl_schema_migrations (through the search_path) ordered by version; a missing
+ * table gives no rows. Only reads. On error logs "could not read …" and returns false. *rows is
+ * newly allocated (free with migrate_rows_free). */
+bool migrate_read_rows(pg_conn *c, migration_row **rows, int *nrows);
+void migrate_rows_free(migration_row *rows, int n);
+
 typedef enum { MS_APPLIED, MS_PENDING, MS_FAILED, MS_CHANGED, MS_FILE_MISSING } migration_state;
 const char *migration_state_name(migration_state s);
 
