@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 cJSON *report_new(const char *command)
 {
@@ -34,6 +35,19 @@ bool report_print_error(const char *command, int exit_code, const char *message)
     return ok;
 }
 
+bool report_print_text(const char *text)
+{
+    printed = true;
+    char *clean = redact_scrub(text);
+    fputs(clean ? clean : text, stdout);
+    free(clean);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        log_error("could not write the summary to stdout");
+        return false;
+    }
+    return true;
+}
+
 bool report_print(const cJSON *doc)
 {
     printed = true;
@@ -42,16 +56,19 @@ bool report_print(const cJSON *doc)
         log_error("out of memory rendering the JSON summary");
         return false;
     }
-    char *clean = redact_scrub(text);
-    fputs(clean ? clean : text, stdout);
-    fputc('\n', stdout);
-    free(clean);
-    cJSON_free(text);
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        log_error("could not write the JSON summary to stdout");
-        return false;
+    size_t n = strlen(text);
+    char *line = malloc(n + 2);
+    bool ok = false;
+    if (line) {
+        memcpy(line, text, n);
+        memcpy(line + n, "\n", 2);
+        ok = report_print_text(line);
+        free(line);
+    } else {
+        log_error("out of memory rendering the JSON summary");
     }
-    return true;
+    cJSON_free(text);
+    return ok;
 }
 
 cJSON *report_add_int(cJSON *obj, const char *name, int64_t v)

@@ -16,6 +16,11 @@ cJSON *report_new(const char *command);
  * not free doc. */
 bool report_print(const cJSON *doc);
 
+/* Prints text (another output format asked for by the user, e.g. verify's JUnit XML) to stdout
+ * in place of the JSON document, scrubbed of secrets, then checks stdout like report_print.
+ * Counts as the run's document for report_was_printed. Returns false (logged) on a write error. */
+bool report_print_text(const char *text);
+
 /* True once report_print has written a document in this process. */
 bool report_was_printed(void);
 
