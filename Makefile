@@ -32,7 +32,7 @@ UNIT_SRC := $(wildcard tests/unit/*.c)
 INT_SRC  := $(wildcard tests/integration/*.c)
 TCOMMON  := $(wildcard tests/common/*.c)
 
-.PHONY: all check check-unit check-integration demo install clean lint bench-copy deps
+.PHONY: all check check-unit check-integration demo install clean lint bench-copy bench-verify deps
 
 all: bin/pgmemctl $(addprefix bin/,$(TOOLS))
 
@@ -108,6 +108,10 @@ demo: deps
 bench-copy: deps
 	$(MAKE) all
 	scripts/bench-copy
+
+bench-verify: deps
+	$(MAKE) all
+	scripts/bench-verify
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
