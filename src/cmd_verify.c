@@ -101,7 +101,7 @@ int cmd_verify(const global_ctx *g, int argc, char **argv)
             cJSON_Delete(doc);
         } else {
             char *text = verify_render_text(&rep, fmt, pg_display(c), spec.origin, want_color());
-            printed = text && report_print_text(text);
+            printed = text && verify_print_text(text);
             free(text);
         }
         if (!printed)

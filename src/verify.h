@@ -160,13 +160,13 @@ cJSON *verify_render_json(const verify_report *r, const char *database, const ch
 
 /* Renders r in a text format (VF_HUMAN, VF_JUNIT or VF_TAP) into a newly allocated string
  * (caller frees); NULL when out of memory. color: ANSI colours in VF_HUMAN (the caller decides:
- * stdout is a terminal and NO_COLOR is unset). Secrets are not scrubbed here: the caller prints
- * through verify_print_text. */
+ * stdout is a terminal and NO_COLOR is unset). Registered secrets are masked in every value
+ * before it is escaped (an escaped password would no longer match the final scrub). */
 char *verify_render_text(const verify_report *r, verify_format f, const char *database, const char *spec_origin,
                          bool color);
 
-/* Writes text to stdout scrubbed of registered secrets, then fflush/ferror; false (logged) when
- * writing failed. */
+/* Writes text to stdout in place of the JSON document (report_print_text: scrubbed of registered
+ * secrets, then fflush/ferror); false (logged) when writing failed. */
 bool verify_print_text(const char *text);
 
 #endif
