@@ -1,5 +1,6 @@
 /* embed.h — embedders behind one interface: text in, float32 vectors out.
- * Implementations: builtin feature hashing (embed_builtin.c); HTTP providers come later. */
+ * Implementations: builtin feature hashing (embed_builtin.c); HTTP providers (embed_http.c):
+ * OpenAI-compatible POST /v1/embeddings and Ollama's POST /api/embed, through libcurl. */
 #ifndef PGMEMCTL_EMBED_H
 #define PGMEMCTL_EMBED_H
 
@@ -14,8 +15,41 @@ typedef struct embedder embedder;
  * Returns a new embedder (free with embed_close) or NULL with a message in err (errlen bytes). */
 embedder *embed_open(const char *spec, char *err, size_t errlen);
 
-/* Dimension of the vectors this embedder produces. */
+/* Options of the HTTP embedders (ignored by builtin). Zero/NULL fields take the defaults. */
+typedef struct {
+    const char *api_base;     /* openai: base URL ending in /v1 (default $OPENAI_BASE_URL, else
+                                 https://api.openai.com/v1); ollama: default $OLLAMA_HOST, else
+                                 http://127.0.0.1:11434 */
+    const char *api_key;      /* openai: default $OPENAI_API_KEY; registered with redact.c, never
+                                 logged; sent as "Authorization: Bearer" */
+    int dimensions;           /* openai: the `dimensions` request field (0 = the model's own) */
+    int concurrency;          /* requests in flight per embed_batch call (default 4) */
+    int max_retries;          /* retries per request (default 6) */
+    double timeout;           /* overall seconds for one embed_batch call, retries included (default 600) */
+    double request_timeout;   /* seconds per HTTP request (default 120) */
+    bool truncate_long;       /* inputs over 8,191 estimated tokens: truncate (true) or reject */
+} embed_options;
+
+/* Like embed_open, with options; "openai:MODEL" and "ollama:MODEL" need them (NULL = defaults). */
+embedder *embed_open_opts(const char *spec, const embed_options *opt, char *err, size_t errlen);
+
+/* Dimension of the vectors this embedder produces; 0 while unknown (an HTTP model opened
+ * without `dimensions`, before embed_probe or the first batch). */
 int embed_dimension(const embedder *e);
+
+/* Learns the dimension of an HTTP model with one request embedding a fixed text (counted in the
+ * stats). No-op returning true when the dimension is known. False with err on failure. */
+bool embed_probe(embedder *e, char *err, size_t errlen);
+
+/* Counters since embed_open: HTTP requests sent (retries included), retries, inputs embedded,
+ * estimated tokens sent (bytes / 4, rounded up, per input). Builtin counts inputs only. */
+typedef struct {
+    long long requests, retries, inputs, tokens_estimated;
+} embed_stats;
+void embed_get_stats(const embedder *e, embed_stats *out);
+
+/* Per-input outcome of embed_batch_status. */
+enum { EMBED_OK = 0, EMBED_EMPTY = 1, EMBED_TOO_LONG = 2 };
 
 /* Model name as stored in the embedding_model registry, e.g. "builtin:hash-768".
  * Owned by the embedder; valid until embed_close. */
@@ -30,6 +64,18 @@ const char *embed_model_hash(const embedder *e);
  * on failure; out is then unspecified. */
 bool embed_batch(embedder *e, const char *const *texts, const size_t *lens, size_t n,
                  float *out, char *err, size_t errlen);
+
+/* Like embed_batch, but an empty input (EMBED_EMPTY; never sent) or, without truncate_long, an
+ * input over 8,191 estimated tokens (EMBED_TOO_LONG) is skipped instead of failing the batch:
+ * status[i] says which (n bytes), and its row of out is left untouched. HTTP embedders split
+ * the inputs into requests of at most 2,048 inputs and 300,000 estimated tokens and keep up to
+ * `concurrency` of them in flight (curl multi). Retries: connection errors, 408, 409, 429 and
+ * 5xx, waiting retry-after-ms / retry-after when the server sends them, else exponential
+ * backoff with jitter, at most max_retries per request and `timeout` overall; 401, 403 and
+ * other 4xx fail at once with the server's message. Every response is validated (count,
+ * dimension, finite numbers): a bad one fails the batch, nothing is returned from it. */
+bool embed_batch_status(embedder *e, const char *const *texts, const size_t *lens, size_t n, float *out,
+                        unsigned char *status, char *err, size_t errlen);
 
 /* Frees the embedder; NULL is allowed. */
 void embed_close(embedder *e);
