@@ -25,7 +25,7 @@ const opt_spec cmd_verify_specs[] = {
 void cmd_verify_help(void)
 {
     printf("usage: pgmemctl verify [--spec FILE.yaml] [--format json|human|junit|tap] [--wait SECONDS]\n"
-           "                       [--retry-timeout SECONDS]\n"
+           "                       [--retry-timeout SECONDS [--retry-interval SECONDS]] [--check-timeout SECONDS]\n"
            "\n"
            "Checks a database's pgvector state: server and extension versions, access methods, vector\n"
            "columns, HNSW/IVFFlat/GIN indexes (method, opclass, m, ef_construction, lists, validity), plans\n"

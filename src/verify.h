@@ -59,7 +59,8 @@ typedef struct {
     char *access_method;     /* access_method */
     char *table;             /* column, index, row_count: [schema.]table */
     char *column;            /* column, index */
-    char *type;              /* column: type name as format_type() prints it without typmod ("vector") */
+    char *type;              /* column: type name, as pg_type.typname ("int8") or format_type() without
+                                typmod prints it ("bigint", "vector") */
     int64_t dimension;       /* column: vector dimension (typmod) */
     char *dimension_sql;     /* column: query whose first value is the expected dimension */
     char *index;             /* index: [schema.]name */
@@ -132,7 +133,7 @@ typedef struct {
 
 typedef struct {
     double retry_timeout;    /* seconds; 0 = one round */
-    double retry_interval;   /* seconds between rounds (default 1) */
+    double retry_interval;   /* seconds between rounds (<= 0: 1) */
     double check_timeout;    /* statement_timeout per check, seconds; 0 = none */
 } verify_options;
 

@@ -282,11 +282,11 @@ void verify_check_index(pg_conn *c, const verify_check *k, verify_result *r)
         r->message = NULL;
         vr_fail(r, "%s: %s", pg_value(q, row, IX_NAME), why ? why : "differs");
         free(why);
-        if (!r->hint && (k->opclass || k->m >= 0 || k->ef_construction >= 0 || k->lists >= 0 || k->method))
-            vr_set(&r->hint, "re-create it: CREATE INDEX CONCURRENTLY … USING %s (%s %s)%s, then drop %s",
+        if (!r->hint && (k->opclass || k->m >= 0 || k->ef_construction >= 0 || k->lists >= 0 || k->method || k->where))
+            vr_set(&r->hint, "re-create it: CREATE INDEX CONCURRENTLY … USING %s (%s %s)%s%s%s, then drop %s",
                    k->method ? k->method : method, k->column ? k->column : column, k->opclass ? k->opclass : opclass,
                    k->m >= 0 || k->ef_construction >= 0 || k->lists >= 0 ? " WITH (…)" : "",
-                   pg_value(q, row, IX_NAME));
+                   k->where ? " WHERE " : "", k->where ? k->where : "", pg_value(q, row, IX_NAME));
     } else {
         r->status = VR_PASS;
         vr_set(&r->message, "%s: %s", pg_value(q, row, IX_NAME), have);

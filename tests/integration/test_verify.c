@@ -700,3 +700,28 @@ Test(verify, junit_and_tap_outputs_are_read_by_xmllint_and_prove)
     tu_drop_db(db);
     free(db);
 }
+
+Test(verify_spec_kinds, type_names_both_ways_and_pgvector_settings_before_any_vector_use)
+{
+    char *db = good_store();
+    /* hnsw.ef_search is first: the check itself loads pgvector's library to see it */
+    cJSON *doc = verify_spec_text(db,
+                                  "checks:\n"
+                                  "  - {kind: setting, setting: hnsw.ef_search, expect: 40}\n"
+                                  "  - {kind: setting, setting: ivfflat.probes, expect: 1}\n"
+                                  "  - {kind: column, name: sql name, table: embedding_model, column: dimension, type: integer}\n"
+                                  "  - {kind: column, name: catalog name, table: embedding_model, column: dimension, type: int4}\n"
+                                  "  - {kind: column, name: wrong, table: embedding_model, column: dimension, type: bigint}\n",
+                                  3, NULL);
+    cr_assert_str_eq(status_of(doc, "setting: hnsw.ef_search"), "pass", "%s", cJSON_Print(doc));
+    cr_assert_str_eq(field_of(doc, "setting: hnsw.ef_search", "observed"), "40");
+    cr_assert_str_eq(status_of(doc, "setting: ivfflat.probes"), "pass");
+    cr_assert_str_eq(status_of(doc, "sql name"), "pass");
+    cr_assert_str_eq(status_of(doc, "catalog name"), "pass");
+    cr_assert_str_eq(status_of(doc, "wrong"), "fail");
+    cr_assert(tu_contains(field_of(doc, "wrong", "message"), "is integer, not bigint"), "%s",
+              field_of(doc, "wrong", "message"));
+    cJSON_Delete(doc);
+    tu_drop_db(db);
+    free(db);
+}
