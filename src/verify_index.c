@@ -29,7 +29,8 @@ cJSON *verify_build_progress(pg_conn *c, const char *table_oid, const char *inde
                            "SELECT pid, command, phase, blocks_done, blocks_total, tuples_done, tuples_total,"
                            " lockers_done, lockers_total, index_relid::regclass::text"
                            " FROM pg_stat_progress_create_index"
-                           " WHERE relid = $1::oid AND ($2::oid IS NULL OR index_relid IN (0, $2::oid))"
+                           " WHERE datname = current_database() AND relid = $1::oid"
+                           "   AND ($2::oid IS NULL OR index_relid IN (0, $2::oid))"
                            " ORDER BY pid LIMIT 1",
                            2, (const char *[]){table_oid, index_oid});
     if (!q)

@@ -226,7 +226,8 @@ static blocked_build start_blocked_build(const char *db, const char *extra_sql)
                                      " USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)"));
     /* wait until the build reached the snapshot wait (the index is in the catalog by then) */
     for (int i = 0; i < 200; i++) {
-        char *phase = tu_query_value(db, "SELECT phase FROM pg_stat_progress_create_index");
+        char *phase = tu_query_value(db, "SELECT phase FROM pg_stat_progress_create_index"
+                                                " WHERE datname = current_database()");
         bool waiting = phase && tu_contains(phase, "old snapshots");
         free(phase);
         if (waiting)
