@@ -3,7 +3,7 @@
 
 CC      ?= gcc
 PREFIX  ?= /usr/local
-PKGS    := libpq libcjson yaml-0.1 sqlite3 libcrypto
+PKGS    := libpq libcjson yaml-0.1 sqlite3 libcrypto libcurl
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
@@ -88,6 +88,13 @@ $(OUT)/tests/integration: $(INT_SRC) $(TCOMMON) $(OUT)/libpgmemctl.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Itests $(LDFL) -o $@ $(INT_SRC) $(TCOMMON) $(OUT)/libpgmemctl.a $(LIBS) -lcriterion
 
+# The loopback embedding server the HTTP embedder tests run (libmicrohttpd; vectors from the
+# builtin embedder in libpgmemctl.a).
+$(OUT)/tests/embed-server: tests/fixtures/embed_server.c $(OUT)/libpgmemctl.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(shell pkg-config --cflags libmicrohttpd) $(LDFL) -o $@ $< $(OUT)/libpgmemctl.a \
+	  $(LIBS) $(shell pkg-config --libs libmicrohttpd)
+
 deps:
 	scripts/install-deps
 
@@ -98,7 +105,8 @@ check: deps
 	scripts/run-tests
 
 .PHONY: check-build
-check-build: $(OUT)/bin/pgmemctl $(addprefix $(OUT)/bin/,$(TOOLS)) $(OUT)/tests/unit $(OUT)/tests/integration
+check-build: $(OUT)/bin/pgmemctl $(addprefix $(OUT)/bin/,$(TOOLS)) $(OUT)/tests/unit $(OUT)/tests/integration \
+             $(OUT)/tests/embed-server
 
 # `make demo`: a real vestige store copied into a throwaway PostgreSQL with pgvector.
 demo: deps

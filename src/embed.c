@@ -1,6 +1,9 @@
-/* embed.c — the embedder interface: parses an embedder spec ("builtin:hash-768"), holds the
- * model name and fingerprint, and dispatches batches to the implementation (embed_builtin.c). */
+/* embed.c — the embedder interface: parses an embedder spec ("builtin:hash-768",
+ * "openai:MODEL", "ollama:MODEL"), holds the model name and fingerprint, and dispatches to the
+ * implementation (embed_builtin.c, embed_http.c). */
 #include "embed.h"
+
+#include "embed_http.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,6 +13,7 @@
 #include <openssl/evp.h>
 
 #define EMBED_BUILTIN_PREFIX "builtin:hash"
+#define EMBED_KNOWN "builtin:hash[-DIM], openai:MODEL, ollama:MODEL"
 #define EMBED_BUILTIN_DEFAULT_DIM 768
 #define EMBED_MAX_DIM 16000 /* pgvector's limit for the vector type */
 
@@ -19,13 +23,16 @@
     "pgmemctl builtin feature hashing v1: sha256 tokens, unigrams+bigrams, signed, l2"
 
 struct embedder {
-    int dim;
-    char name[64];
-    char hash[2 * 32 + 1]; /* hex SHA-256 */
+    int dim;               /* builtin only; HTTP embedders ask embed_http_dimension */
+    char *name;            /* "builtin:hash-768", "openai:MODEL" */
+    const char *provider;  /* HTTP: "openai" or "ollama" */
+    const char *model;     /* HTTP: points into name, after the provider's colon */
+    char hash[2 * 32 + 1]; /* hex SHA-256; "" while an HTTP model's dimension is unknown */
+    embed_http *http;      /* NULL for builtin */
+    embed_stats stats;     /* builtin */
 };
 
-__attribute__((format(printf, 3, 4))) static void embed_seterr(char *err, size_t errlen,
-                                                                 const char *fmt, ...)
+void embed_seterr(char *err, size_t errlen, const char *fmt, ...)
 {
     if (err == NULL || errlen == 0)
         return;
@@ -71,12 +78,65 @@ static bool embed_sha256_hex(const char *text, char hex[2 * 32 + 1])
     return true;
 }
 
-embedder *embed_open(const char *spec, char *err, size_t errlen)
+/* The HTTP fingerprint: SHA-256 of "provider\nmodel\ndimension\n". It can only tell model names
+ * and dimensions apart: the weights behind a remote model name cannot be fingerprinted, so a
+ * provider that changes them under the same name is not noticed. Set once the dimension is known. */
+static bool embed_fingerprint_http(embedder *e)
 {
-    if (spec == NULL) {
-        embed_seterr(err, errlen, "no embedder given (known: builtin:hash[-DIM])");
+    int dim = embed_http_dimension(e->http);
+    if (e->hash[0] != '\0' || dim <= 0)
+        return true;
+    size_t len = strlen(e->provider) + strlen(e->model) + 32;
+    char *text = malloc(len);
+    if (text == NULL)
+        return false;
+    snprintf(text, len, "%s\n%s\n%d\n", e->provider, e->model, dim);
+    bool ok = embed_sha256_hex(text, e->hash);
+    free(text);
+    return ok;
+}
+
+static embedder *embed_open_http(const char *spec, size_t plen, embed_http_provider provider,
+                                 const embed_options *opt, char *err, size_t errlen)
+{
+    embedder *e = calloc(1, sizeof *e);
+    if (e == NULL || (e->name = strdup(spec)) == NULL) {
+        embed_seterr(err, errlen, "out of memory opening embedder \"%s\"", spec);
+        free(e);
         return NULL;
     }
+    e->provider = provider == EMBED_HTTP_OPENAI ? "openai" : "ollama";
+    e->model = e->name + plen;
+    char why[256] = "";
+    e->http = embed_http_open(provider, e->model, opt, why, sizeof why);
+    if (e->http == NULL) {
+        embed_seterr(err, errlen, "embedder \"%s\": %s", spec, why);
+        embed_close(e);
+        return NULL;
+    }
+    if (!embed_fingerprint_http(e)) {
+        embed_seterr(err, errlen, "SHA-256 is not available from OpenSSL");
+        embed_close(e);
+        return NULL;
+    }
+    return e;
+}
+
+embedder *embed_open(const char *spec, char *err, size_t errlen)
+{
+    return embed_open_opts(spec, NULL, err, errlen);
+}
+
+embedder *embed_open_opts(const char *spec, const embed_options *opt, char *err, size_t errlen)
+{
+    if (spec == NULL) {
+        embed_seterr(err, errlen, "no embedder given (known: " EMBED_KNOWN ")");
+        return NULL;
+    }
+    if (strncmp(spec, "openai:", 7) == 0)
+        return embed_open_http(spec, 7, EMBED_HTTP_OPENAI, opt, err, errlen);
+    if (strncmp(spec, "ollama:", 7) == 0)
+        return embed_open_http(spec, 7, EMBED_HTTP_OLLAMA, opt, err, errlen);
 
     int dim = 0;
     size_t plen = strlen(EMBED_BUILTIN_PREFIX);
@@ -91,20 +151,22 @@ embedder *embed_open(const char *spec, char *err, size_t errlen)
             return NULL;
         }
     } else {
-        embed_seterr(err, errlen, "unknown embedder \"%s\" (known: builtin:hash[-DIM])", spec);
+        embed_seterr(err, errlen, "unknown embedder \"%s\" (known: " EMBED_KNOWN ")", spec);
         return NULL;
     }
 
     embedder *e = calloc(1, sizeof *e);
-    if (e == NULL) {
+    char name[64];
+    snprintf(name, sizeof name, "%s-%d", EMBED_BUILTIN_PREFIX, dim);
+    if (e == NULL || (e->name = strdup(name)) == NULL) {
         embed_seterr(err, errlen, "out of memory opening embedder \"%s\"", spec);
+        free(e);
         return NULL;
     }
     e->dim = dim;
-    snprintf(e->name, sizeof e->name, "%s-%d", EMBED_BUILTIN_PREFIX, dim);
     if (!embed_sha256_hex(EMBED_BUILTIN_ALGORITHM, e->hash)) {
         embed_seterr(err, errlen, "SHA-256 is not available from OpenSSL");
-        free(e);
+        embed_close(e);
         return NULL;
     }
     return e;
@@ -112,7 +174,28 @@ embedder *embed_open(const char *spec, char *err, size_t errlen)
 
 int embed_dimension(const embedder *e)
 {
-    return e->dim;
+    return e->http ? embed_http_dimension(e->http) : e->dim;
+}
+
+bool embed_probe(embedder *e, char *err, size_t errlen)
+{
+    if (e->http == NULL)
+        return true;
+    if (!embed_http_probe(e->http, err, errlen))
+        return false;
+    if (!embed_fingerprint_http(e)) {
+        embed_seterr(err, errlen, "SHA-256 is not available from OpenSSL");
+        return false;
+    }
+    return true;
+}
+
+void embed_get_stats(const embedder *e, embed_stats *out)
+{
+    if (e->http)
+        embed_http_get_stats(e->http, out);
+    else
+        *out = e->stats;
 }
 
 const char *embed_model_name(const embedder *e)
@@ -125,20 +208,47 @@ const char *embed_model_hash(const embedder *e)
     return e->hash;
 }
 
-bool embed_batch(embedder *e, const char *const *texts, const size_t *lens, size_t n,
-                 float *out, char *err, size_t errlen)
+/* The builtin embedder over a batch; with status, empty texts are skipped (EMBED_EMPTY). */
+static bool embed_builtin_batch(embedder *e, const char *const *texts, const size_t *lens, size_t n,
+                                float *out, unsigned char *status, char *err, size_t errlen)
 {
     for (size_t i = 0; i < n; i++) {
+        if (status != NULL) {
+            status[i] = lens[i] == 0 ? EMBED_EMPTY : EMBED_OK;
+            if (lens[i] == 0)
+                continue;
+        }
         if (!embed_hash_text(texts[i], lens[i], e->dim, out + i * (size_t)e->dim)) {
             embed_seterr(err, errlen, "%s: hashing text %zu of %zu failed (OpenSSL SHA-256)",
                          e->name, i + 1, n);
             return false;
         }
+        e->stats.inputs++;
     }
     return true;
 }
 
+bool embed_batch(embedder *e, const char *const *texts, const size_t *lens, size_t n,
+                 float *out, char *err, size_t errlen)
+{
+    if (e->http)
+        return embed_http_batch(e->http, texts, lens, n, out, NULL, err, errlen);
+    return embed_builtin_batch(e, texts, lens, n, out, NULL, err, errlen);
+}
+
+bool embed_batch_status(embedder *e, const char *const *texts, const size_t *lens, size_t n, float *out,
+                        unsigned char *status, char *err, size_t errlen)
+{
+    if (e->http)
+        return embed_http_batch(e->http, texts, lens, n, out, status, err, errlen);
+    return embed_builtin_batch(e, texts, lens, n, out, status, err, errlen);
+}
+
 void embed_close(embedder *e)
 {
+    if (e == NULL)
+        return;
+    embed_http_close(e->http);
+    free(e->name);
     free(e);
 }

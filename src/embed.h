@@ -12,7 +12,10 @@ typedef struct embedder embedder;
 /* Opens an embedder from a spec string.
  *   "builtin:hash"       builtin feature-hashing embedder, 768 dimensions
  *   "builtin:hash-DIM"   same with DIM dimensions (1..16000)
- * Returns a new embedder (free with embed_close) or NULL with a message in err (errlen bytes). */
+ *   "openai:MODEL"       an OpenAI-compatible server, with the defaults of embed_options
+ *   "ollama:MODEL"       an Ollama server, likewise
+ * Opening sends nothing. Returns a new embedder (free with embed_close) or NULL with a message
+ * in err (errlen bytes). An embedder is used by one thread at a time. */
 embedder *embed_open(const char *spec, char *err, size_t errlen);
 
 /* Options of the HTTP embedders (ignored by builtin). Zero/NULL fields take the defaults. */
@@ -22,9 +25,11 @@ typedef struct {
                                  http://127.0.0.1:11434 */
     const char *api_key;      /* openai: default $OPENAI_API_KEY; registered with redact.c, never
                                  logged; sent as "Authorization: Bearer" */
-    int dimensions;           /* openai: the `dimensions` request field (0 = the model's own) */
+    int dimensions;           /* openai: the `dimensions` request field (0 = the model's own);
+                                 ollama: not sent, but the dimension responses must have.
+                                 Either way the dimension is known from the start (1..16000) */
     int concurrency;          /* requests in flight per embed_batch call (default 4) */
-    int max_retries;          /* retries per request (default 6) */
+    int max_retries;          /* retries per request (default 6; negative: none) */
     double timeout;           /* overall seconds for one embed_batch call, retries included (default 600) */
     double request_timeout;   /* seconds per HTTP request (default 120) */
     bool truncate_long;       /* inputs over 8,191 estimated tokens: truncate (true) or reject */
@@ -34,15 +39,17 @@ typedef struct {
 embedder *embed_open_opts(const char *spec, const embed_options *opt, char *err, size_t errlen);
 
 /* Dimension of the vectors this embedder produces; 0 while unknown (an HTTP model opened
- * without `dimensions`, before embed_probe or the first batch). */
+ * without `dimensions`, before embed_probe). */
 int embed_dimension(const embedder *e);
 
 /* Learns the dimension of an HTTP model with one request embedding a fixed text (counted in the
  * stats). No-op returning true when the dimension is known. False with err on failure. */
 bool embed_probe(embedder *e, char *err, size_t errlen);
 
-/* Counters since embed_open: HTTP requests sent (retries included), retries, inputs embedded,
- * estimated tokens sent (bytes / 4, rounded up, per input). Builtin counts inputs only. */
+/* Counters since embed_open: HTTP requests sent (retries and the probe included), retries,
+ * inputs embedded, and the estimated tokens of those inputs as sent (bytes / 4, rounded up, per
+ * input, after truncation; inputs of failed attempts are not counted). Builtin counts inputs
+ * only. */
 typedef struct {
     long long requests, retries, inputs, tokens_estimated;
 } embed_stats;
@@ -56,24 +63,33 @@ enum { EMBED_OK = 0, EMBED_EMPTY = 1, EMBED_TOO_LONG = 2 };
 const char *embed_model_name(const embedder *e);
 
 /* Model fingerprint for the registry's `hash` column (hex text); two embedders with the same
- * name, dimension and hash produce identical vectors. Owned by the embedder. */
+ * name, dimension and hash produce identical vectors. Owned by the embedder. Builtin: SHA-256
+ * of a description of the algorithm. HTTP: SHA-256 of "provider\nmodel\ndimension\n" (e.g.
+ * "openai\ntext-embedding-3-small\n512\n"), "" while the dimension is unknown; it cannot
+ * fingerprint the weights behind a remote model name, so it only tells names and dimensions
+ * apart. */
 const char *embed_model_hash(const embedder *e);
 
 /* Embeds n texts. texts[i] points at lens[i] bytes of UTF-8 (not necessarily NUL-terminated).
  * out receives n * embed_dimension(e) floats, row-major. Returns false with a message in err
- * on failure; out is then unspecified. */
+ * on failure; out is then unspecified. Builtin: an empty text gets the zero vector. HTTP: an
+ * empty input, or (without truncate_long) a too long one, fails the batch before anything is
+ * sent; the dimension must be known (see embed_probe). */
 bool embed_batch(embedder *e, const char *const *texts, const size_t *lens, size_t n,
                  float *out, char *err, size_t errlen);
 
-/* Like embed_batch, but an empty input (EMBED_EMPTY; never sent) or, without truncate_long, an
- * input over 8,191 estimated tokens (EMBED_TOO_LONG) is skipped instead of failing the batch:
- * status[i] says which (n bytes), and its row of out is left untouched. HTTP embedders split
+/* Like embed_batch, but an empty input (EMBED_EMPTY; never sent; builtin too) or, without
+ * truncate_long, an input over 8,191 estimated tokens (EMBED_TOO_LONG) is skipped instead of
+ * failing the batch: status[i] says which (n bytes), and its row of out is left untouched.
+ * With truncate_long, a long input is cut to its longest prefix of at most 8,191 * 4 bytes that
+ * ends on a UTF-8 character boundary, and the prefix is embedded (EMBED_OK). HTTP embedders split
  * the inputs into requests of at most 2,048 inputs and 300,000 estimated tokens and keep up to
  * `concurrency` of them in flight (curl multi). Retries: connection errors, 408, 409, 429 and
  * 5xx, waiting retry-after-ms / retry-after when the server sends them, else exponential
  * backoff with jitter, at most max_retries per request and `timeout` overall; 401, 403 and
  * other 4xx fail at once with the server's message. Every response is validated (count,
- * dimension, finite numbers): a bad one fails the batch, nothing is returned from it. */
+ * dimension, finite numbers): a bad one fails the batch, nothing is returned from it. err never
+ * holds the API key. */
 bool embed_batch_status(embedder *e, const char *const *texts, const size_t *lens, size_t n, float *out,
                         unsigned char *status, char *err, size_t errlen);
 

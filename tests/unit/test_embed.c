@@ -215,13 +215,13 @@ Test(embed, open_errors)
         cr_assert(strstr(err, bad_dim[i]) != NULL, "%s: %s", bad_dim[i], err);
     }
 
-    const char *unknown[] = {"x", "", "builtin", "builtin:hashx", "openai:text-embedding-3-small",
-                             "BUILTIN:HASH"};
+    const char *unknown[] = {"x", "", "builtin", "builtin:hashx", "openai", "OPENAI:m", "BUILTIN:HASH"};
     for (size_t i = 0; i < sizeof unknown / sizeof *unknown; i++) {
         err[0] = '\0';
         cr_assert_null(embed_open(unknown[i], err, sizeof err), "%s accepted", unknown[i]);
         char want[128];
-        snprintf(want, sizeof want, "unknown embedder \"%s\" (known: builtin:hash[-DIM])",
+        snprintf(want, sizeof want,
+                 "unknown embedder \"%s\" (known: builtin:hash[-DIM], openai:MODEL, ollama:MODEL)",
                  unknown[i]);
         cr_assert_str_eq(err, want);
     }
