@@ -36,6 +36,10 @@ int cmd_copy(const global_ctx *g, int argc, char **argv);
 void cmd_copy_help(void);
 extern const opt_spec cmd_copy_specs[];
 
+int cmd_reembed(const global_ctx *g, int argc, char **argv);
+void cmd_reembed_help(void);
+extern const opt_spec cmd_reembed_specs[];
+
 int cmd_verify(const global_ctx *g, int argc, char **argv);
 void cmd_verify_help(void);
 extern const opt_spec cmd_verify_specs[];

@@ -15,6 +15,8 @@ static const command commands[] = {
      cmd_migrate_specs},
     {"copy", "copy a vestige SQLite memory store into PostgreSQL + pgvector", cmd_copy, cmd_copy_help,
      cmd_copy_specs},
+    {"reembed", "re-encode every memory under a new embedding model, with no downtime", cmd_reembed,
+     cmd_reembed_help, cmd_reembed_specs},
     {"verify", "check pgvector state for CI: versions, indexes, plans, migrations", cmd_verify, cmd_verify_help,
      cmd_verify_specs},
 };

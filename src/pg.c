@@ -595,6 +595,7 @@ int pg_advisory_lock(pg_conn *c, int64_t key, double timeout_seconds, int *holde
                 /* pg_locks shows a bigint key as classid = high 32 bits, objid = low 32 bits */
                 if (!pg_query_int64(c,
                                     "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                                    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
                                     "AND classid = (($1::bigint >> 32) & 4294967295)::oid "
                                     "AND objid = ($1::bigint & 4294967295)::oid AND objsubid = 1 LIMIT 1",
                                     1, params, &pid))

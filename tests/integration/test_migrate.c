@@ -23,6 +23,9 @@ TestSuite(cli, .fini = tu_leak_check, .timeout = 60);
 /* `pgmemctl ARGS…` */
 #define PGM0(...) tu_run((const char *const[]){"pgmemctl", __VA_ARGS__, NULL})
 
+/* The newest of the built-in migrations (migrations/0001..0003). */
+#define LATEST 3
+
 #define PW_ROLE "pgmemctl_pw"
 #define PW_SECRET "sandbox-secret-pw"
 
@@ -83,9 +86,9 @@ Test(migrate, up_applies_everything_then_nothing_to_do)
     cr_expect_str_eq(tu_json_str(j, "status"), "ok");
     cr_expect_str_eq(tu_json_str(j, "migrations"), "embedded");
     cr_expect_eq(json_int(j, "version_before"), 0);
-    cr_expect_eq(json_int(j, "version_after"), 2);
+    cr_expect_eq(json_int(j, "version_after"), LATEST);
     const cJSON *applied = tu_json_array(j, "applied");
-    cr_assert_eq(cJSON_GetArraySize(applied), 2);
+    cr_assert_eq(cJSON_GetArraySize(applied), LATEST);
     cr_expect_eq(json_int(cJSON_GetArrayItem(applied, 0), "version"), 1);
     cr_expect_str_eq(tu_json_str(cJSON_GetArrayItem(applied, 0), "name"), "init");
     cr_expect_eq(json_int(cJSON_GetArrayItem(applied, 1), "version"), 2);
@@ -101,10 +104,11 @@ Test(migrate, up_applies_everything_then_nothing_to_do)
         cr_expect(table_exists(db, tables[i]), "table %s missing", tables[i]);
     cr_expect_eq(tu_query_int(db, "SELECT count(*) FROM pg_extension WHERE extname = 'vector'"), 1);
     cr_expect_eq(tu_query_int(db, "SELECT count(*) FROM pg_proc WHERE proname = 'pgmemctl_ensure_hnsw'"), 1);
-    cr_expect_eq(tracking_rows(db, "true"), 2);
-    cr_expect_eq(tracking_rows(db, "success AND checksum ~ '^[0-9a-f]{64}$' AND execution_ms >= 0"), 2);
+    cr_expect_eq(tracking_rows(db, "true"), LATEST);
+    cr_expect_eq(tracking_rows(db, "success AND checksum ~ '^[0-9a-f]{64}$' AND execution_ms >= 0"), LATEST);
     cr_expect_eq(tracking_rows(db, "version = 1 AND name = 'init'"), 1);
     cr_expect_eq(tracking_rows(db, "version = 2 AND name = 'hnsw'"), 1);
+    cr_expect_eq(tracking_rows(db, "version = 3 AND name = 'reembed'"), 1);
     /* the recorded checksum is the SHA-256 of the file in the repository */
     char *path = tu_printf("%s/migrations/0001_init.up.sql", tu_repo());
     char *sql = tu_read_file(path), sum[65];
@@ -119,13 +123,13 @@ Test(migrate, up_applies_everything_then_nothing_to_do)
     expect_status(&r, 0, "second up");
     j = tu_json(r.out);
     cr_expect_str_eq(tu_json_str(j, "status"), "ok");
-    cr_expect_eq(json_int(j, "version_before"), 2);
-    cr_expect_eq(json_int(j, "version_after"), 2);
+    cr_expect_eq(json_int(j, "version_before"), LATEST);
+    cr_expect_eq(json_int(j, "version_after"), LATEST);
     cr_expect_eq(array_size(j, "applied"), 0);
     cJSON_Delete(j);
     cr_expect(tu_contains(r.err, "nothing to do"), "%s", r.err);
     tu_run_free(&r);
-    cr_expect_eq(tracking_rows(db, "true"), 2);
+    cr_expect_eq(tracking_rows(db, "true"), LATEST);
     tu_drop_db(db);
     free(db);
 }
@@ -163,9 +167,9 @@ Test(migrate, up_down_up_gives_identical_catalog)
     cJSON *j = tu_json(r.out);
     cr_expect_eq(json_int(j, "version_after"), 0);
     const cJSON *rev = tu_json_array(j, "reverted");
-    cr_assert_eq(cJSON_GetArraySize(rev), 2);
-    cr_expect_eq(json_int(cJSON_GetArrayItem(rev, 0), "version"), 2, "reverted newest first");
-    cr_expect_eq(json_int(cJSON_GetArrayItem(rev, 1), "version"), 1);
+    cr_assert_eq(cJSON_GetArraySize(rev), LATEST);
+    cr_expect_eq(json_int(cJSON_GetArrayItem(rev, 0), "version"), LATEST, "reverted newest first");
+    cr_expect_eq(json_int(cJSON_GetArrayItem(rev, LATEST - 1), "version"), 1);
     cJSON_Delete(j);
     tu_run_free(&r);
     char *empty = tu_catalog_snapshot(db);
@@ -187,7 +191,7 @@ Test(migrate, up_down_up_gives_identical_catalog)
 
 /* ---- down -------------------------------------------------------------------------------- */
 
-static char *db_at_version_2(void)
+static char *db_at_latest(void)
 {
     char *db = tu_fresh_db();
     tu_run_result r = PGM(db, "migrate", "up");
@@ -198,33 +202,34 @@ static char *db_at_version_2(void)
 
 Test(migrate, down_defaults_to_one_step)
 {
-    char *db = db_at_version_2();
+    char *db = db_at_latest();
     tu_run_result r = PGM(db, "migrate", "down");
     expect_status(&r, 0, "down");
     cJSON *j = tu_json(r.out);
-    cr_expect_eq(json_int(j, "version_before"), 2);
-    cr_expect_eq(json_int(j, "version_after"), 1);
+    cr_expect_eq(json_int(j, "version_before"), LATEST);
+    cr_expect_eq(json_int(j, "version_after"), LATEST - 1);
     const cJSON *rev = tu_json_array(j, "reverted");
     cr_assert_eq(cJSON_GetArraySize(rev), 1);
-    cr_expect_eq(json_int(cJSON_GetArrayItem(rev, 0), "version"), 2);
+    cr_expect_eq(json_int(cJSON_GetArrayItem(rev, 0), "version"), LATEST);
     cJSON_Delete(j);
     tu_run_free(&r);
-    cr_expect_eq(tu_query_int(db, "SELECT count(*) FROM pg_proc WHERE proname = 'pgmemctl_ensure_hnsw'"), 0);
+    cr_expect_not(table_exists(db, "pgmemctl_reembed_state"));
+    cr_expect_eq(tu_query_int(db, "SELECT count(*) FROM pg_proc WHERE proname = 'pgmemctl_ensure_hnsw'"), 1);
     cr_expect(table_exists(db, "memories"));
-    cr_expect_eq(tracking_rows(db, "true"), 1);
+    cr_expect_eq(tracking_rows(db, "true"), LATEST - 1);
     cr_expect_eq(tracking_rows(db, "version = 1"), 1);
     tu_drop_db(db);
     free(db);
 }
 
-Test(migrate, down_steps_2)
+Test(migrate, down_steps_all)
 {
-    char *db = db_at_version_2();
-    tu_run_result r = PGM(db, "migrate", "down", "--steps", "2");
-    expect_status(&r, 0, "down --steps 2");
+    char *db = db_at_latest();
+    tu_run_result r = PGM(db, "migrate", "down", "--steps", "3");
+    expect_status(&r, 0, "down --steps 3");
     cJSON *j = tu_json(r.out);
     cr_expect_eq(json_int(j, "version_after"), 0);
-    cr_expect_eq(array_size(j, "reverted"), 2);
+    cr_expect_eq(array_size(j, "reverted"), LATEST);
     cJSON_Delete(j);
     tu_run_free(&r);
     cr_expect_not(table_exists(db, "memories"));
@@ -242,12 +247,12 @@ Test(migrate, down_steps_2)
 
 Test(migrate, down_to_1)
 {
-    char *db = db_at_version_2();
+    char *db = db_at_latest();
     tu_run_result r = PGM(db, "migrate", "down", "--to", "1");
     expect_status(&r, 0, "down --to 1");
     cJSON *j = tu_json(r.out);
     cr_expect_eq(json_int(j, "version_after"), 1);
-    cr_expect_eq(array_size(j, "reverted"), 1);
+    cr_expect_eq(array_size(j, "reverted"), LATEST - 1);
     cJSON_Delete(j);
     tu_run_free(&r);
     cr_expect(table_exists(db, "memories"));
@@ -302,15 +307,15 @@ Test(migrate, concurrent_ups_apply_each_migration_once)
     expect_status(&ra, 0, "first concurrent up");
     expect_status(&rb, 0, "second concurrent up");
     cJSON *ja = tu_json(ra.out), *jb = tu_json(rb.out);
-    cr_expect_eq(array_size(ja, "applied") + array_size(jb, "applied"), 2, "two migrations, applied once in all");
-    cr_expect_eq(json_int(ja, "version_after"), 2);
-    cr_expect_eq(json_int(jb, "version_after"), 2);
+    cr_expect_eq(array_size(ja, "applied") + array_size(jb, "applied"), LATEST, "each migration applied once in all");
+    cr_expect_eq(json_int(ja, "version_after"), LATEST);
+    cr_expect_eq(json_int(jb, "version_after"), LATEST);
     cJSON_Delete(ja);
     cJSON_Delete(jb);
     tu_run_free(&ra);
     tu_run_free(&rb);
-    cr_expect_eq(tracking_rows(db, "true"), 2);
-    cr_expect_eq(tu_query_int(db, "SELECT count(DISTINCT version) FROM " MIGRATE_TABLE), 2);
+    cr_expect_eq(tracking_rows(db, "true"), LATEST);
+    cr_expect_eq(tu_query_int(db, "SELECT count(DISTINCT version) FROM " MIGRATE_TABLE), LATEST);
     cr_expect_eq(tu_query_int(db, "SELECT count(*) FROM pg_class WHERE relname = 'memories'"), 1);
     cr_expect_eq(tu_query_int(db, "SELECT count(*) FROM pg_extension WHERE extname = 'vector'"), 1);
     tu_drop_db(db);
@@ -612,7 +617,7 @@ Test(migrate, dry_run_touches_nothing)
     cJSON *j = tu_json(r.out);
     cr_expect(tu_json_bool(j, "dry_run"));
     const cJSON *plan = tu_json_array(j, "plan");
-    cr_assert_eq(cJSON_GetArraySize(plan), 2);
+    cr_assert_eq(cJSON_GetArraySize(plan), LATEST);
     cr_expect(tu_contains(tu_json_str(cJSON_GetArrayItem(plan, 0), "sql"), "CREATE TABLE memories"));
     cr_expect(tu_contains(tu_json_str(cJSON_GetArrayItem(plan, 1), "sql"), "pgmemctl_ensure_hnsw"));
     cr_expect_eq(json_int(j, "version_after"), 0);
@@ -629,12 +634,13 @@ Test(migrate, dry_run_touches_nothing)
     r = PGM(db, "migrate", "down", "--to", "0", "--dry-run");
     expect_status(&r, 0, "down --dry-run");
     j = tu_json(r.out);
-    cr_expect_eq(array_size(j, "plan"), 2);
-    cr_expect(tu_contains(tu_json_str(cJSON_GetArrayItem(tu_json_array(j, "plan"), 1), "sql"), "DROP TABLE memories"));
+    cr_expect_eq(array_size(j, "plan"), LATEST);
+    cr_expect(tu_contains(tu_json_str(cJSON_GetArrayItem(tu_json_array(j, "plan"), LATEST - 1), "sql"),
+                          "DROP TABLE memories"));
     cJSON_Delete(j);
     tu_run_free(&r);
     cr_expect(table_exists(db, "memories"));
-    cr_expect_eq(tracking_rows(db, "true"), 2);
+    cr_expect_eq(tracking_rows(db, "true"), LATEST);
     free(before);
     free(after);
     tu_drop_db(db);
@@ -649,11 +655,11 @@ Test(migrate, status_json)
     cJSON *j = tu_json(r.out);
     cr_expect_str_eq(tu_json_str(j, "action"), "status");
     cr_expect_eq(json_int(j, "current_version"), 0);
-    cr_expect_eq(json_int(j, "pending"), 2);
+    cr_expect_eq(json_int(j, "pending"), LATEST);
     cr_expect_eq(json_int(j, "problems"), 0);
     const cJSON *st = tu_json_array(j, "migrations_status");
-    cr_assert_eq(cJSON_GetArraySize(st), 2);
-    for (int i = 0; i < 2; i++) {
+    cr_assert_eq(cJSON_GetArraySize(st), LATEST);
+    for (int i = 0; i < LATEST; i++) {
         const cJSON *m = cJSON_GetArrayItem(st, i);
         cr_expect_eq(json_int(m, "version"), i + 1);
         cr_expect_str_eq(tu_json_str(m, "state"), "pending");
@@ -672,7 +678,7 @@ Test(migrate, status_json)
     expect_status(&r, 0, "status at version 1");
     j = tu_json(r.out);
     cr_expect_eq(json_int(j, "current_version"), 1);
-    cr_expect_eq(json_int(j, "pending"), 1);
+    cr_expect_eq(json_int(j, "pending"), LATEST - 1);
     st = tu_json_array(j, "migrations_status");
     cr_expect_str_eq(tu_json_str(cJSON_GetArrayItem(st, 0), "state"), "applied");
     cr_expect_str_eq(tu_json_str(cJSON_GetArrayItem(st, 0), "name"), "init");
@@ -710,7 +716,7 @@ Test(migrate, config_file_database_and_errors)
     tu_run_result r = PGM0("-c", good, "migrate", "status");
     expect_status(&r, 0, "status with the database from the config file");
     cJSON *j = tu_json(r.out);
-    cr_expect_eq(json_int(j, "pending"), 2);
+    cr_expect_eq(json_int(j, "pending"), LATEST);
     cJSON_Delete(j);
     tu_run_free(&r);
 

@@ -1,0 +1,247 @@
+/* cmd_reembed.c — `pgmemctl reembed`: options, the confirmation, the run and its JSON summary. */
+#include "cmd.h"
+#include "log.h"
+#include "pg.h"
+#include "reembed.h"
+#include "report.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+const opt_spec cmd_reembed_specs[] = {
+    {"model", 0, OPT_STRING, NULL, true, "SPEC",
+     "new embedder: builtin:hash[-DIM], openai:MODEL or ollama:MODEL (default with --only-missing: the registry's)"},
+    {"mode", 0, OPT_STRING, "shadow", true, "MODE", "shadow (no downtime) or in-place (maintenance window)"},
+    {"only-missing", 0, OPT_BOOL, NULL, false, NULL, "embed only memories without a vector, with the current model"},
+    {"dry-run", 0, OPT_BOOL, NULL, false, NULL, "print the plan (rows, requests, tokens, time); write and send nothing"},
+    {"yes", 'y', OPT_BOOL, NULL, false, NULL, "do not ask for confirmation"},
+    {"keep-old", 0, OPT_BOOL, NULL, false, NULL, "shadow: keep the old vectors as memories.embedding_old"},
+    {"concurrent-index", 0, OPT_BOOL, NULL, true, NULL, "in-place: build the index with CREATE INDEX CONCURRENTLY"},
+    {"abort", 0, OPT_BOOL, NULL, false, NULL, "undo an interrupted shadow re-embed (drops embedding_next)"},
+    {"batch-size", 0, OPT_INT, "256", true, "N", "memories per embedder call and per write transaction"},
+    {"api-base", 0, OPT_STRING, NULL, true, "URL", "HTTP embedders: base URL (default $OPENAI_BASE_URL / $OLLAMA_HOST)"},
+    {"dimensions", 0, OPT_INT, NULL, true, "N", "openai: ask the model for N dimensions"},
+    {"concurrency", 0, OPT_INT, "4", true, "N", "HTTP embedders: requests in flight"},
+    {"max-retries", 0, OPT_INT, "6", true, "N", "HTTP embedders: retries per request"},
+    {"timeout", 0, OPT_DOUBLE, "600", true, "SECONDS", "HTTP embedders: time limit per batch, retries included"},
+    {"on-long-input", 0, OPT_STRING, "reject", true, "WHAT",
+     "inputs over 8,191 tokens: reject (reported, left without a vector) or truncate"},
+    {"recall-sample", 0, OPT_INT, "100", true, "N", "shadow: query vectors for the new index's recall check"},
+    {"min-recall", 0, OPT_DOUBLE, "0.9", true, "R", "shadow: recall@10 the new index must reach before the swap"},
+    {"maintenance-work-mem", 0, OPT_STRING, "1GB", true, "SIZE", "maintenance_work_mem for the index build"},
+    {"lock-timeout", 0, OPT_DOUBLE, "10", true, "SECONDS", "how long to wait for another re-embed's lock"},
+    {"wait", 0, OPT_DOUBLE, "0", true, "SECONDS", "wait this long for the server to accept connections"},
+    {0},
+};
+
+void cmd_reembed_help(void)
+{
+    printf("usage: pgmemctl reembed --model SPEC [--mode shadow|in-place] [--dry-run] [--yes] [--keep-old]\n"
+           "       pgmemctl reembed --only-missing [--model SPEC] [--yes]\n"
+           "       pgmemctl reembed --abort\n"
+           "\n"
+           "Re-encodes every memory under a new embedding model (a new dimension included), builds its HNSW\n"
+           "index and updates the embedding_model registry. shadow (default) fills memories.embedding_next\n"
+           "while searches keep using the old vectors, checks the new index's recall@10, then swaps in one\n"
+           "short transaction; in-place rewrites embedding in a maintenance window. An interrupted run\n"
+           "resumes where it stopped when run again.\n\noptions:\n");
+    opts_print_help(cmd_reembed_specs, opts_count(cmd_reembed_specs));
+    printf("\nSee pgmemctl-reembed(1).\n");
+}
+
+typedef struct {
+    bool yes;
+    bool refused_no_tty;   /* no --yes and no terminal to ask on */
+} confirm_ctx;
+
+static bool confirm(const reembed_plan *p, void *arg)
+{
+    confirm_ctx *cc = arg;
+    log_info("reembed: %s re-embed of %lld memories with %s (%d dimensions), replacing %s", p->mode,
+             (long long) p->rows_to_embed, p->new_model.name, p->new_model.dimension,
+             p->old_model.present ? p->old_model.name : "no registered model");
+    log_info("reembed: take a backup first: %s", p->backup_command);
+    if (cc->yes)
+        return true;
+    if (!isatty(STDIN_FILENO) || !isatty(STDERR_FILENO)) {
+        cc->refused_no_tty = true;
+        return false;
+    }
+    fprintf(stderr, "Re-embed %lld memories with %s? Type yes to go on: ", (long long) p->rows_to_embed,
+            p->new_model.name);
+    fflush(stderr);
+    char line[32] = "";
+    if (!fgets(line, sizeof line, stdin))
+        return false;
+    line[strcspn(line, "\r\n")] = 0;
+    return !strcasecmp(line, "yes");
+}
+
+static cJSON *model_json(const reembed_model *m)
+{
+    if (!m->present)
+        return cJSON_CreateNull();
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", m->name);
+    cJSON_AddNumberToObject(o, "dimension", m->dimension);
+    report_add_str(o, "hash", m->hash[0] ? m->hash : NULL);
+    return o;
+}
+
+static const char *status_name(reembed_outcome o)
+{
+    switch (o) {
+    case REEMBED_OK: return "ok";
+    case REEMBED_NOTHING: return "nothing_to_do";
+    case REEMBED_REJECTED: return "rejected";
+    case REEMBED_REFUSED: return "refused";
+    case REEMBED_DECLINED: return "declined";
+    default: return "failed";
+    }
+}
+
+static cJSON *render(const pg_conn *c, const reembed_request *req, const reembed_result *res)
+{
+    cJSON *doc = report_new("reembed");
+    cJSON_AddStringToObject(doc, "database", pg_display(c));
+    cJSON_AddStringToObject(doc, "mode", res->plan.mode);
+    cJSON_AddBoolToObject(doc, "dry_run", req->dry_run);
+    cJSON_AddStringToObject(doc, "status", status_name(res->outcome));
+    cJSON_AddStringToObject(doc, "message", res->message);
+    cJSON_AddItemToObject(doc, "old_model", model_json(&res->plan.old_model));
+    cJSON_AddItemToObject(doc, "new_model", model_json(&res->plan.new_model));
+    cJSON_AddBoolToObject(doc, "resumed", res->plan.resuming);
+    report_add_int(doc, "rows_total", res->plan.rows_total);
+    report_add_int(doc, "rows_to_embed", res->plan.rows_to_embed);
+    report_add_int(doc, "rows_updated", res->rows_updated);
+    report_add_int(doc, "rows_rejected", res->rows_rejected);
+    cJSON_AddItemToObject(doc, "rejects", res->rejects ? cJSON_Duplicate(res->rejects, true) : cJSON_CreateArray());
+    cJSON *e = cJSON_AddObjectToObject(doc, "embedder");
+    report_add_int(e, "requests", res->stats.requests);
+    report_add_int(e, "retries", res->stats.retries);
+    report_add_int(e, "inputs", res->stats.inputs);
+    report_add_int(e, "tokens_estimated", res->stats.tokens_estimated);
+    if (req->dry_run) {
+        cJSON *est = cJSON_AddObjectToObject(doc, "estimate");
+        report_add_int(est, "requests", res->plan.requests_estimated);
+        report_add_int(est, "tokens", res->plan.tokens_estimated);
+        report_add_seconds(est, "seconds", res->plan.seconds_estimated);
+    }
+    cJSON *s = cJSON_AddObjectToObject(doc, "seconds");
+    report_add_seconds(s, "total", res->seconds_total);
+    report_add_seconds(s, "embed", res->seconds_embed);
+    report_add_seconds(s, "write", res->seconds_write);
+    report_add_seconds(s, "index_build", res->seconds_index);
+    report_add_seconds(s, "swap", res->seconds_swap);
+    if (res->recall_at_10 >= 0) {
+        cJSON_AddNumberToObject(doc, "recall_at_10", res->recall_at_10);
+        report_add_int(doc, "recall_queries", res->recall_queries);
+    }
+    cJSON_AddBoolToObject(doc, "index_built", res->index_built);
+    cJSON_AddBoolToObject(doc, "kept_old_column", res->kept_old);
+    report_add_str(doc, "backup_command", res->plan.backup_command[0] ? res->plan.backup_command : NULL);
+    return doc;
+}
+
+int cmd_reembed(const global_ctx *g, int argc, char **argv)
+{
+    opts o;
+    bool help;
+    if (!opts_parse(&o, "reembed", cmd_reembed_specs, opts_count(cmd_reembed_specs), argc, argv, g->cfg, &help)) {
+        opts_free(&o);
+        return EXIT_USAGE;
+    }
+    if (help) {
+        cmd_reembed_help();
+        opts_free(&o);
+        return EXIT_OK;
+    }
+    int rc = EXIT_USAGE;
+    confirm_ctx cc = {.yes = opts_bool(&o, "yes")};
+    reembed_request req = {
+        .model = opts_str(&o, "model"),
+        .only_missing = opts_bool(&o, "only-missing"),
+        .dry_run = opts_bool(&o, "dry-run"),
+        .keep_old = opts_bool(&o, "keep-old"),
+        .concurrent_index = opts_bool(&o, "concurrent-index"),
+        .batch_size = (int) opts_int(&o, "batch-size"),
+        .recall_sample = (int) opts_int(&o, "recall-sample"),
+        .min_recall = opts_double(&o, "min-recall"),
+        .lock_timeout = opts_double(&o, "lock-timeout"),
+        .maintenance_work_mem = opts_str(&o, "maintenance-work-mem"),
+        .confirm = confirm,
+        .confirm_arg = &cc,
+        .eopt = {.api_base = opts_str(&o, "api-base"),
+                 .dimensions = opts_isset(&o, "dimensions") ? (int) opts_int(&o, "dimensions") : 0,
+                 .concurrency = (int) opts_int(&o, "concurrency"),
+                 .max_retries = (int) opts_int(&o, "max-retries"),
+                 .timeout = opts_double(&o, "timeout")},
+    };
+    const char *mode = opts_str(&o, "mode"), *longin = opts_str(&o, "on-long-input");
+    if (o.nargs > 0) {
+        log_error("reembed: unexpected argument \"%s\" (see pgmemctl reembed --help)", o.args[0]);
+        goto done;
+    }
+    if (!strcmp(mode, "shadow"))
+        req.mode = REEMBED_SHADOW;
+    else if (!strcmp(mode, "in-place"))
+        req.mode = REEMBED_IN_PLACE;
+    else {
+        log_error("reembed: --mode must be shadow or in-place, not \"%s\"", mode);
+        goto done;
+    }
+    if (!strcmp(longin, "truncate") || !strcmp(longin, "reject"))
+        req.eopt.truncate_long = !strcmp(longin, "truncate");
+    else {
+        log_error("reembed: --on-long-input must be truncate or reject, not \"%s\"", longin);
+        goto done;
+    }
+    if (req.batch_size < 1 || req.batch_size > 100000 || req.recall_sample < 1 || req.min_recall < 0 ||
+        req.min_recall > 1 || req.eopt.concurrency < 1 || req.eopt.max_retries < 0 || req.eopt.timeout <= 0 ||
+        req.eopt.dimensions < 0) {
+        log_error("reembed: out of range: --batch-size 1..100000, --recall-sample >= 1, --min-recall 0..1,"
+                  " --concurrency >= 1, --max-retries >= 0, --timeout > 0, --dimensions >= 1");
+        goto done;
+    }
+    if (opts_bool(&o, "abort") && (req.model || req.only_missing || req.dry_run)) {
+        log_error("reembed: --abort goes alone");
+        goto done;
+    }
+    pg_conn *c = pg_connect(g->conninfo, "pgmemctl reembed", opts_double(&o, "wait"));
+    if (!c) {
+        rc = EXIT_FAILURE_;
+        goto done;
+    }
+    req.display = pg_display(c);
+    reembed_result res;
+    if (opts_bool(&o, "abort"))
+        reembed_abort(c, &req, &res);
+    else
+        reembed_run(c, &req, &res);
+    if (cc.refused_no_tty) {
+        res.outcome = REEMBED_REFUSED;
+        snprintf(res.message, sizeof res.message, "confirmation needed: pass --yes (no terminal to ask on)");
+        log_error("reembed: %s", res.message);
+    }
+    switch (res.outcome) {
+    case REEMBED_OK:
+    case REEMBED_NOTHING: rc = EXIT_OK; break;
+    case REEMBED_REJECTED: rc = EXIT_REJECTED; break;
+    case REEMBED_REFUSED: rc = EXIT_USAGE; break;
+    default: rc = EXIT_FAILURE_; break;
+    }
+    if (res.outcome == REEMBED_OK || res.outcome == REEMBED_NOTHING || res.outcome == REEMBED_REJECTED)
+        log_info("reembed: %s", res.message[0] ? res.message : "done");
+    cJSON *doc = render(c, &req, &res);
+    if (!doc || !report_print(doc))
+        rc = EXIT_FAILURE_;
+    cJSON_Delete(doc);
+    reembed_result_free(&res);
+    pg_close(c);
+done:
+    opts_free(&o);
+    return rc;
+}

@@ -1,0 +1,822 @@
+/* reembed.c — re-encodes the store's memories under a new embedding model: planning, the
+ * keyset backfill (embed, binary COPY into a temporary table, UPDATE … FROM), the shadow
+ * column's swap and the in-place rewrite. The index build and its recall check live in
+ * reembed_index.c. */
+#include "reembed.h"
+#include "log.h"
+#include "parse.h"
+#include "pgcopy.h"
+#include "progress.h"
+#include "reembed_index.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define ZERO_UUID "00000000-0000-0000-0000-000000000000"
+#define MAX_LISTED_REJECTS 1000
+#define STAGE "pgmemctl_reembed_stage"
+
+typedef struct {
+    pg_conn *c;
+    const reembed_request *req;
+    reembed_result *res;
+    embedder *emb;
+    embed_stats stats0;          /* counters before this run's first batch */
+    bool have_state;             /* pgmemctl_reembed_state has a row */
+    char state_phase[16];
+    char state_last_id[40];
+    char **rejected;             /* ids left without a vector by this run */
+    int nrejected, caprejected;
+    progress *prog;
+    int64_t done;                /* rows handled (for progress) */
+    pgbuf buf;
+} rstate;
+
+__attribute__((format(printf, 3, 4))) static void finish(rstate *s, reembed_outcome o, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->res->message, sizeof s->res->message, fmt, ap);
+    va_end(ap);
+    s->res->outcome = o;
+    if (o == REEMBED_FAILED || o == REEMBED_REFUSED)
+        log_error("reembed: %s", s->res->message);
+}
+
+/* Fails with the connection's error and what was being done. */
+static void fail_sql(rstate *s, const char *what)
+{
+    const char *st = pg_sqlstate(s->c);
+    finish(s, REEMBED_FAILED, "%s: %s%s%s%s", what, pg_errmsg(s->c), st[0] ? " (SQLSTATE " : "", st, st[0] ? ")" : "");
+}
+
+/* ---- reading the store ------------------------------------------------------------------- */
+
+static bool read_registry(rstate *s)
+{
+    reembed_model *m = &s->res->plan.old_model;
+    pg_result *r = pg_exec(s->c, "SELECT name, dimension, coalesce(hash, '') FROM embedding_model WHERE active", 0, NULL);
+    if (!r) {
+        fail_sql(s, "reading embedding_model");
+        return false;
+    }
+    if (pg_ntuples(r) > 0) {
+        m->present = true;
+        snprintf(m->name, sizeof m->name, "%s", pg_value(r, 0, 0));
+        m->dimension = atoi(pg_value(r, 0, 1));
+        snprintf(m->hash, sizeof m->hash, "%s", pg_value(r, 0, 2));
+    }
+    pg_clear(r);
+    return true;
+}
+
+static bool read_state(rstate *s)
+{
+    pg_result *r = pg_exec(s->c,
+                           "SELECT mode, model, dimension, coalesce(hash, ''), phase, coalesce(last_id::text, '')"
+                           " FROM pgmemctl_reembed_state",
+                           0, NULL);
+    if (!r) {
+        fail_sql(s, "reading pgmemctl_reembed_state");
+        return false;
+    }
+    bool ok = true;
+    if (pg_ntuples(r) > 0) {
+        const reembed_model *nm = &s->res->plan.new_model;
+        const char *mode = s->req->mode == REEMBED_SHADOW ? "shadow" : "in-place";
+        bool same = !strcmp(pg_value(r, 0, 0), mode) && !strcmp(pg_value(r, 0, 1), nm->name) &&
+                    atoi(pg_value(r, 0, 2)) == nm->dimension && !strcmp(pg_value(r, 0, 3), nm->hash);
+        if (s->req->only_missing || !same) {
+            finish(s, REEMBED_REFUSED,
+                   "an interrupted %s re-embed to %s (%s dimensions) is not finished: run it again with --model %s%s,"
+                   " or undo it with `pgmemctl reembed --abort`",
+                   pg_value(r, 0, 0), pg_value(r, 0, 1), pg_value(r, 0, 2), pg_value(r, 0, 1),
+                   strcmp(pg_value(r, 0, 0), "shadow") ? " --mode in-place" : "");
+            ok = false;
+        } else {
+            s->have_state = true;
+            s->res->plan.resuming = true;
+            snprintf(s->state_phase, sizeof s->state_phase, "%s", pg_value(r, 0, 4));
+            snprintf(s->state_last_id, sizeof s->state_last_id, "%s", pg_value(r, 0, 5));
+        }
+    }
+    pg_clear(r);
+    return ok;
+}
+
+/* True when memories has column name (false also on error, with res failed). */
+static bool has_column(rstate *s, const char *name, bool *error)
+{
+    bool found;
+    *error = false;
+    char *v = pg_query_text(s->c,
+                            "SELECT count(*) FROM pg_attribute WHERE attrelid = 'memories'::regclass AND attname = $1"
+                            " AND NOT attisdropped",
+                            1, (const char *[]){name}, &found);
+    if (!found) {
+        fail_sql(s, "reading the columns of memories");
+        *error = true;
+    }
+    bool yes = v && strcmp(v, "0") != 0;
+    free(v);
+    return yes;
+}
+
+/* The rows this run embeds: a WHERE condition on memories. */
+static const char *todo_condition(const rstate *s, bool shadow_column_exists)
+{
+    if (s->req->only_missing)
+        return "embedding IS NULL";
+    if (s->req->mode == REEMBED_SHADOW)
+        return shadow_column_exists ? "embedding_next IS NULL" : "true";
+    return "true";
+}
+
+static bool count_plan(rstate *s, bool shadow_column_exists)
+{
+    reembed_plan *p = &s->res->plan;
+    if (!pg_query_int64(s->c, "SELECT count(*) FROM memories", 0, NULL, &p->rows_total)) {
+        fail_sql(s, "counting memories");
+        return false;
+    }
+    char sql[512];
+    const char *after = s->req->mode == REEMBED_IN_PLACE && s->state_last_id[0] ? s->state_last_id : ZERO_UUID;
+    snprintf(sql, sizeof sql,
+             "SELECT count(*), coalesce(sum(ceil(octet_length(content) / 4.0)), 0)::bigint FROM memories"
+             " WHERE %s AND id > $1::uuid",
+             todo_condition(s, shadow_column_exists));
+    pg_result *r = pg_exec(s->c, sql, 1, (const char *[]){after});
+    if (!r) {
+        fail_sql(s, "counting the rows to embed");
+        return false;
+    }
+    p->rows_to_embed = atoll(pg_value(r, 0, 0));
+    p->tokens_estimated = atoll(pg_value(r, 0, 1));
+    pg_clear(r);
+    if (s->req->mode == REEMBED_IN_PLACE && !strcmp(s->state_phase, "index"))
+        p->rows_to_embed = p->tokens_estimated = 0;
+    return true;
+}
+
+/* Seconds per row of the builtin embedder, measured on up to 200 of the store's texts; 0 for
+ * HTTP embedders (nothing may be sent in a plan). */
+static double sample_rate(rstate *s)
+{
+    if (strncmp(s->res->plan.new_model.name, "builtin:", 8) != 0)
+        return 0;
+    pg_result *r = pg_exec(s->c, "SELECT content FROM memories LIMIT 200", 0, NULL);
+    if (!r)
+        return 0;
+    int n = pg_ntuples(r), dim = embed_dimension(s->emb);
+    double per_row = 0;
+    float *v = malloc((size_t) dim * sizeof *v);
+    if (v && n > 0) {
+        double t0 = progress_now();
+        for (int i = 0; i < n; i++)
+            embed_hash_text(pg_value(r, i, 0), (size_t) pg_getlength(r, i, 0), dim, v);
+        per_row = (progress_now() - t0) / n;
+    }
+    free(v);
+    pg_clear(r);
+    return per_row;
+}
+
+static void make_backup_command(rstate *s)
+{
+    char date[16];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof date, "%Y%m%d", &tm);
+    snprintf(s->res->plan.backup_command, sizeof s->res->plan.backup_command,
+             "pg_dump --dbname='%s' --format=custom --table=memories --table=embedding_model --table=scheduling"
+             " --file=pgmemctl-before-reembed-%s.dump",
+             s->req->display ? s->req->display : "", date);
+}
+
+/* ---- writing a batch --------------------------------------------------------------------- */
+
+static void add_reject(rstate *s, const char *id, const char *reason)
+{
+    s->res->rows_rejected++;
+    if (!s->res->rejects)
+        s->res->rejects = cJSON_CreateArray();
+    if (cJSON_GetArraySize(s->res->rejects) < MAX_LISTED_REJECTS) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "id", id);
+        cJSON_AddStringToObject(o, "reason", reason);
+        cJSON_AddStringToObject(o, "action", "embedding_nulled");
+        cJSON_AddItemToArray(s->res->rejects, o);
+    }
+    log_warn("reembed: memory %s: %s; it is left without a vector", id, reason);
+    if (s->nrejected == s->caprejected) {
+        int cap = s->caprejected ? s->caprejected * 2 : 64;
+        char **n = realloc(s->rejected, (size_t) cap * sizeof *n);
+        if (!n)
+            return;
+        s->rejected = n;
+        s->caprejected = cap;
+    }
+    s->rejected[s->nrejected++] = strdup(id);
+}
+
+/* The rejected ids as a PostgreSQL array literal {…} (newly allocated). */
+static char *rejected_array(const rstate *s)
+{
+    size_t len = 3 + (size_t) s->nrejected * 37;
+    char *a = malloc(len), *w = a;
+    if (!a)
+        return NULL;
+    *w++ = '{';
+    for (int i = 0; i < s->nrejected; i++) {
+        if (!s->rejected[i])
+            continue;
+        w += sprintf(w, "%s%s", w > a + 1 ? "," : "", s->rejected[i]);
+    }
+    *w++ = '}';
+    *w = 0;
+    return a;
+}
+
+/* The UPDATE that moves a staged batch into memories. */
+static const char *update_sql(const rstate *s)
+{
+    if (s->req->only_missing)
+        return "UPDATE memories m SET embedding = st.v FROM " STAGE " st"
+               " WHERE m.id = st.id AND md5(m.content) = st.content_md5 AND m.embedding IS NULL";
+    if (s->req->mode == REEMBED_SHADOW)
+        return "UPDATE memories m SET embedding_next = st.v FROM " STAGE " st"
+               " WHERE m.id = st.id AND md5(m.content) = st.content_md5 AND m.embedding_next IS NULL";
+    return "UPDATE memories m SET embedding = st.v FROM " STAGE " st WHERE m.id = st.id";
+}
+
+/* Writes one batch (rows of r: id, content, md5; vectors in vec; status per row) in one
+ * transaction with the state row's progress. */
+static bool write_batch(rstate *s, const pg_result *r, const float *vec, const unsigned char *status, int dim)
+{
+    int n = pg_ntuples(r);
+    pgbuf_reset(&s->buf);
+    pgcopy_header(&s->buf);
+    int staged = 0;
+    for (int i = 0; i < n; i++) {
+        unsigned char u[16];
+        const char *id = pg_value(r, i, 0);
+        bool ok = status[i] == EMBED_OK;
+        /* in-place rewrites every row: a rejected one gets NULL, never its old model's vector */
+        if (!ok && s->req->mode != REEMBED_IN_PLACE)
+            continue;
+        if (!parse_uuid(id, strlen(id), u)) {
+            finish(s, REEMBED_FAILED, "memory id %s is not a uuid", id);
+            return false;
+        }
+        pgcopy_tuple_begin(&s->buf, 3);
+        pgcopy_uuid(&s->buf, u);
+        pgcopy_text(&s->buf, pg_value(r, i, 2), strlen(pg_value(r, i, 2)));
+        if (ok)
+            pgcopy_vector_floats(&s->buf, vec + (size_t) i * (size_t) dim, dim);
+        else
+            pgcopy_null(&s->buf);
+        staged++;
+    }
+    pgcopy_trailer(&s->buf);
+    if (s->buf.oom) {
+        finish(s, REEMBED_FAILED, "out of memory encoding a batch");
+        return false;
+    }
+    double t0 = progress_now();
+    if (!pg_begin(s->c)) {
+        fail_sql(s, "starting a batch");
+        return false;
+    }
+    int64_t updated = 0;
+    if (staged > 0) {
+        pg_result *u;
+        if (!pg_copy_begin(s->c, "COPY " STAGE " (id, content_md5, v) FROM STDIN (FORMAT binary)") ||
+            !pg_copy_put(s->c, s->buf.data, s->buf.len) || !pg_copy_end(s->c, NULL) ||
+            !(u = pg_exec(s->c, update_sql(s), 0, NULL))) {
+            fail_sql(s, "writing a batch of vectors");
+            pg_rollback(s->c);
+            return false;
+        }
+        updated = pg_cmd_tuples(u);
+        pg_clear(u);
+    }
+    if (s->have_state) {
+        char nrows[32];
+        snprintf(nrows, sizeof nrows, "%lld", (long long) updated);
+        const char *last = pg_value(r, n - 1, 0);
+        if (!pg_run(s->c,
+                    "UPDATE pgmemctl_reembed_state SET rows_done = rows_done + $1::bigint, updated_at = now(),"
+                    " last_id = CASE WHEN mode = 'in-place' THEN $2::uuid ELSE last_id END",
+                    2, (const char *[]){nrows, last})) {
+            fail_sql(s, "recording progress");
+            pg_rollback(s->c);
+            return false;
+        }
+    }
+    if (!pg_commit(s->c)) {
+        fail_sql(s, "committing a batch");
+        return false;
+    }
+    s->res->seconds_write += progress_now() - t0;
+    s->res->rows_updated += updated;
+    return true;
+}
+
+/* One keyset pass over the rows still to embed, from the beginning (or the in-place
+ * checkpoint). *seen counts the rows read. */
+static bool backfill_pass(rstate *s, int64_t *seen)
+{
+    bool err;
+    bool shadow_col = s->req->mode == REEMBED_SHADOW && !s->req->only_missing && has_column(s, "embedding_next", &err);
+    if (s->res->outcome == REEMBED_FAILED)
+        return false;
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT id::text, content, md5(content) FROM memories WHERE %s AND id > $1::uuid"
+             " AND NOT (id = ANY ($3::uuid[])) ORDER BY id LIMIT $2::int",
+             todo_condition(s, shadow_col));
+    char last[40], limit[16];
+    snprintf(last, sizeof last, "%s", s->req->mode == REEMBED_IN_PLACE && s->state_last_id[0] ? s->state_last_id : ZERO_UUID);
+    snprintf(limit, sizeof limit, "%d", s->req->batch_size);
+    int dim = embed_dimension(s->emb);
+    *seen = 0;
+    for (;;) {
+        char *rej = rejected_array(s);
+        pg_result *r = pg_exec(s->c, sql, 3, (const char *[]){last, limit, rej ? rej : "{}"});
+        free(rej);
+        if (!r) {
+            fail_sql(s, "reading memories");
+            return false;
+        }
+        int n = pg_ntuples(r);
+        if (n == 0) {
+            pg_clear(r);
+            return true;
+        }
+        const char **texts = calloc((size_t) n, sizeof *texts);
+        size_t *lens = calloc((size_t) n, sizeof *lens);
+        unsigned char *status = calloc((size_t) n, 1);
+        float *vec = calloc((size_t) n * (size_t) dim, sizeof *vec);
+        bool ok = texts && lens && status && vec;
+        if (!ok)
+            finish(s, REEMBED_FAILED, "out of memory for a batch of %d rows", n);
+        for (int i = 0; ok && i < n; i++) {
+            texts[i] = pg_value(r, i, 1);
+            lens[i] = (size_t) pg_getlength(r, i, 1);
+        }
+        char why[1024] = "";
+        double t0 = progress_now();
+        if (ok && !embed_batch_status(s->emb, texts, lens, (size_t) n, vec, status, why, sizeof why)) {
+            finish(s, REEMBED_FAILED, "the embedder failed: %s", why);
+            ok = false;
+        }
+        s->res->seconds_embed += progress_now() - t0;
+        for (int i = 0; ok && i < n; i++)
+            if (status[i] != EMBED_OK)
+                add_reject(s, pg_value(r, i, 0),
+                           status[i] == EMBED_EMPTY ? "empty content: nothing to embed"
+                                                    : "content longer than the model's input limit (--on-long-input reject)");
+        if (ok)
+            ok = write_batch(s, r, vec, status, dim);
+        if (ok) {
+            snprintf(last, sizeof last, "%s", pg_value(r, n - 1, 0));
+            snprintf(s->state_last_id, sizeof s->state_last_id, "%s", last);
+            *seen += n;
+            s->done += n;
+            progress_update(s->prog, s->done);
+        }
+        free(texts);
+        free(lens);
+        free(status);
+        free(vec);
+        pg_clear(r);
+        if (!ok)
+            return false;
+    }
+}
+
+/* Backfills until a pass finds nothing left (shadow: rows changed meanwhile lost their new
+ * vector through the trigger and come round again; at most 20 passes). */
+static bool backfill(rstate *s)
+{
+    if (!pg_run(s->c,
+                "CREATE TEMP TABLE IF NOT EXISTS " STAGE " (id uuid, content_md5 text, v vector) ON COMMIT DELETE ROWS",
+                0, NULL)) {
+        fail_sql(s, "creating the staging table");
+        return false;
+    }
+    s->prog = progress_start("re-embedding", s->res->plan.rows_to_embed, "rows");
+    bool ok = true;
+    for (int pass = 0; ok && pass < 20; pass++) {
+        int64_t seen;
+        ok = backfill_pass(s, &seen);
+        if (!ok || seen == 0 || s->req->mode == REEMBED_IN_PLACE)
+            break;
+        if (pass > 0)
+            log_info("reembed: %lld memories changed while they were embedded: embedded again", (long long) seen);
+    }
+    progress_finish(s->prog);
+    s->prog = NULL;
+    return ok;
+}
+
+/* ---- the registry ------------------------------------------------------------------------ */
+
+static bool register_model(rstate *s)
+{
+    const reembed_model *m = &s->res->plan.new_model;
+    char dim[16];
+    snprintf(dim, sizeof dim, "%d", m->dimension);
+    if (!pg_run(s->c, "UPDATE embedding_model SET active = false WHERE active AND name <> $1", 1,
+                (const char *[]){m->name}) ||
+        !pg_run(s->c,
+                "INSERT INTO embedding_model (name, dimension, hash, active) VALUES ($1, $2::int, NULLIF($3, ''), true)"
+                " ON CONFLICT (name) DO UPDATE SET dimension = EXCLUDED.dimension, hash = EXCLUDED.hash,"
+                " active = true, created_at = now()",
+                3, (const char *[]){m->name, dim, m->hash})) {
+        fail_sql(s, "updating embedding_model");
+        return false;
+    }
+    return true;
+}
+
+/* ---- shadow ------------------------------------------------------------------------------ */
+
+static bool insert_state(rstate *s, const char *mode)
+{
+    const reembed_plan *p = &s->res->plan;
+    char dim[16], odim[16];
+    snprintf(dim, sizeof dim, "%d", p->new_model.dimension);
+    snprintf(odim, sizeof odim, "%d", p->old_model.dimension);
+    if (!pg_run(s->c,
+                "INSERT INTO pgmemctl_reembed_state (mode, model, dimension, hash, old_model, old_dimension)"
+                " VALUES ($1, $2, $3::int, $4, NULLIF($5, ''), NULLIF($6, '0')::int) ON CONFLICT DO NOTHING",
+                6, (const char *[]){mode, p->new_model.name, dim, p->new_model.hash, p->old_model.name, odim})) {
+        fail_sql(s, "recording the re-embed's target");
+        return false;
+    }
+    s->have_state = true;
+    return true;
+}
+
+static bool shadow_setup(rstate *s)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "ALTER TABLE memories ADD COLUMN IF NOT EXISTS embedding_next vector(%d)",
+             s->res->plan.new_model.dimension);
+    if (!pg_begin(s->c) || !pg_run(s->c, "SET LOCAL lock_timeout = '30s'", 0, NULL) || !insert_state(s, "shadow") ||
+        !pg_run(s->c, sql, 0, NULL) ||
+        !pg_run(s->c, "DROP TRIGGER IF EXISTS memories_reembed_invalidate ON memories", 0, NULL) ||
+        !pg_run(s->c,
+                "CREATE TRIGGER memories_reembed_invalidate BEFORE UPDATE OF content ON memories FOR EACH ROW"
+                " WHEN (OLD.content IS DISTINCT FROM NEW.content) EXECUTE FUNCTION pgmemctl_reembed_invalidate()",
+                0, NULL) ||
+        !pg_commit(s->c)) {
+        if (s->res->outcome != REEMBED_FAILED)
+            fail_sql(s, "adding memories.embedding_next");
+        pg_rollback(s->c);
+        return false;
+    }
+    return true;
+}
+
+/* The swap: one short transaction under an ACCESS EXCLUSIVE lock. Rows changed since the
+ * backfill are caught up first (up to 5 rounds). */
+static bool shadow_swap(rstate *s)
+{
+    for (int attempt = 0; attempt < 5; attempt++) {
+        double t0 = progress_now();
+        char *rej = rejected_array(s);
+        int64_t left = -1;
+        bool ok = pg_begin(s->c) && pg_run(s->c, "SET LOCAL lock_timeout = '30s'", 0, NULL) &&
+                  pg_run(s->c, "LOCK TABLE memories IN ACCESS EXCLUSIVE MODE", 0, NULL) &&
+                  pg_query_int64(s->c,
+                                 "SELECT count(*) FROM memories WHERE embedding_next IS NULL AND NOT (id = ANY ($1::uuid[]))",
+                                 1, (const char *[]){rej ? rej : "{}"}, &left);
+        free(rej);
+        if (!ok) {
+            fail_sql(s, "locking memories for the swap");
+            pg_rollback(s->c);
+            return false;
+        }
+        if (left > 0) {
+            pg_rollback(s->c);
+            log_info("reembed: %lld memories changed during the index build: embedding them before the swap",
+                     (long long) left);
+            if (!backfill(s))
+                return false;
+            continue;
+        }
+        ok = pg_run(s->c, "ALTER TABLE memories RENAME COLUMN embedding TO embedding_old", 0, NULL) &&
+             pg_run(s->c, "ALTER TABLE memories RENAME COLUMN embedding_next TO embedding", 0, NULL) &&
+             pg_run(s->c, "ALTER INDEX IF EXISTS idx_memories_embedding_hnsw RENAME TO idx_memories_embedding_old_hnsw", 0,
+                    NULL) &&
+             pg_run(s->c, "ALTER INDEX " REEMBED_NEXT_INDEX " RENAME TO idx_memories_embedding_hnsw", 0, NULL) &&
+             pg_run(s->c, "DROP TRIGGER IF EXISTS memories_reembed_invalidate ON memories", 0, NULL) &&
+             pg_run(s->c, "DELETE FROM pgmemctl_reembed_state", 0, NULL) &&
+             (s->req->keep_old || pg_run(s->c, "ALTER TABLE memories DROP COLUMN embedding_old", 0, NULL));
+        if (!ok) {
+            fail_sql(s, "swapping the columns");
+            pg_rollback(s->c);
+            return false;
+        }
+        if (!register_model(s)) {
+            pg_rollback(s->c);
+            return false;
+        }
+        if (!pg_commit(s->c)) {
+            fail_sql(s, "committing the swap");
+            return false;
+        }
+        s->res->seconds_swap = progress_now() - t0;
+        s->res->kept_old = s->req->keep_old;
+        log_info("reembed: swapped in %.3f s: memories.embedding now holds %s vectors%s", s->res->seconds_swap,
+                 s->res->plan.new_model.name, s->req->keep_old ? " (the old ones are in embedding_old)" : "");
+        return true;
+    }
+    finish(s, REEMBED_FAILED, "memories kept changing faster than they could be embedded; run reembed again");
+    return false;
+}
+
+static void run_shadow(rstate *s)
+{
+    bool err;
+    if (has_column(s, "embedding_old", &err)) {
+        finish(s, REEMBED_REFUSED,
+               "memories.embedding_old (kept by an earlier --keep-old) still exists: drop it first"
+               " (ALTER TABLE memories DROP COLUMN embedding_old)");
+        return;
+    }
+    if (err || !shadow_setup(s) || !backfill(s))
+        return;
+    if (!pg_run(s->c, "UPDATE pgmemctl_reembed_state SET phase = 'index', updated_at = now()", 0, NULL)) {
+        fail_sql(s, "recording the phase");
+        return;
+    }
+    reembed_index_info ix;
+    if (!reembed_index_params(s->c, &ix, s->res->message, sizeof s->res->message)) {
+        s->res->outcome = REEMBED_FAILED;
+        return;
+    }
+    double t0 = progress_now();
+    if (!reembed_build_index(s->c, &ix, "embedding_next", REEMBED_NEXT_INDEX, true, s->req->maintenance_work_mem,
+                             s->res->message, sizeof s->res->message)) {
+        s->res->outcome = REEMBED_FAILED;
+        return;
+    }
+    s->res->seconds_index = progress_now() - t0;
+    s->res->index_built = true;
+    double recall = -1;
+    int queries = 0;
+    if (!reembed_recall(s->c, &ix, "embedding_next", s->req->recall_sample, &recall, &queries, s->res->message,
+                        sizeof s->res->message)) {
+        s->res->outcome = REEMBED_FAILED;
+        return;
+    }
+    s->res->recall_at_10 = recall;
+    s->res->recall_queries = queries;
+    if (recall >= 0 && recall < s->req->min_recall) {
+        finish(s, REEMBED_FAILED,
+               "recall@10 of the new index is %.3f on %d queries, below --min-recall %.2f: not swapped (the old"
+               " vectors stay in use); rebuild " REEMBED_NEXT_INDEX " with a larger ef_construction or lower"
+               " --min-recall, then run again",
+               recall, queries, s->req->min_recall);
+        return;
+    }
+    shadow_swap(s);
+}
+
+/* ---- in place ---------------------------------------------------------------------------- */
+
+static void run_in_place(rstate *s)
+{
+    reembed_index_info ix;
+    if (!reembed_index_params(s->c, &ix, s->res->message, sizeof s->res->message)) {
+        s->res->outcome = REEMBED_FAILED;
+        return;
+    }
+    if (!s->have_state || !strcmp(s->state_phase, "backfill")) {
+        /* the index goes first (updating it row by row is the slow part), then the typmod, so
+         * vectors of the new dimension fit */
+        if (!pg_begin(s->c) || !insert_state(s, "in-place") ||
+            !pg_run(s->c, "DROP INDEX IF EXISTS idx_memories_embedding_hnsw", 0, NULL) ||
+            !pg_run(s->c, "ALTER TABLE memories ALTER COLUMN embedding TYPE vector", 0, NULL) || !pg_commit(s->c)) {
+            if (s->res->outcome != REEMBED_FAILED)
+                fail_sql(s, "preparing memories.embedding");
+            pg_rollback(s->c);
+            return;
+        }
+        if (!backfill(s))
+            return;
+        char sql[256];
+        snprintf(sql, sizeof sql, "ALTER TABLE memories ALTER COLUMN embedding TYPE vector(%d)",
+                 s->res->plan.new_model.dimension);
+        if (!pg_begin(s->c) || !pg_run(s->c, sql, 0, NULL) || !register_model(s) ||
+            !pg_run(s->c, "UPDATE pgmemctl_reembed_state SET phase = 'index', updated_at = now()", 0, NULL) ||
+            !pg_commit(s->c)) {
+            if (s->res->outcome != REEMBED_FAILED)
+                fail_sql(s, "setting the dimension of memories.embedding");
+            pg_rollback(s->c);
+            return;
+        }
+    }
+    double t0 = progress_now();
+    if (!reembed_build_index(s->c, &ix, "embedding", "idx_memories_embedding_hnsw", s->req->concurrent_index,
+                             s->req->maintenance_work_mem, s->res->message, sizeof s->res->message)) {
+        s->res->outcome = REEMBED_FAILED;
+        return;
+    }
+    s->res->seconds_index = progress_now() - t0;
+    s->res->index_built = true;
+    if (!pg_run(s->c, "DELETE FROM pgmemctl_reembed_state", 0, NULL))
+        fail_sql(s, "clearing pgmemctl_reembed_state");
+}
+
+/* ---- the run ----------------------------------------------------------------------------- */
+
+static bool open_embedder(rstate *s)
+{
+    reembed_plan *p = &s->res->plan;
+    const char *spec = s->req->model;
+    if (s->req->only_missing && !spec) {
+        if (!p->old_model.present) {
+            finish(s, REEMBED_REFUSED, "--only-missing embeds with the registry's model, and embedding_model has none");
+            return false;
+        }
+        spec = p->old_model.name;
+    }
+    if (!spec) {
+        finish(s, REEMBED_REFUSED, "--model is required (e.g. builtin:hash-384, openai:text-embedding-3-small)");
+        return false;
+    }
+    char err[512] = "";
+    s->emb = embed_open_opts(spec, &s->req->eopt, err, sizeof err);
+    if (!s->emb) {
+        finish(s, REEMBED_REFUSED, "model %s: %s", spec, err);
+        return false;
+    }
+    if (embed_dimension(s->emb) == 0 && !s->req->dry_run && !embed_probe(s->emb, err, sizeof err)) {
+        finish(s, REEMBED_FAILED, "could not learn the dimension of %s: %s", spec, err);
+        return false;
+    }
+    snprintf(p->new_model.name, sizeof p->new_model.name, "%s", embed_model_name(s->emb));
+    p->new_model.dimension = embed_dimension(s->emb);
+    snprintf(p->new_model.hash, sizeof p->new_model.hash, "%s", embed_model_hash(s->emb));
+    p->new_model.present = true;
+    embed_get_stats(s->emb, &s->stats0);
+    return true;
+}
+
+static bool same_model(const reembed_model *a, const reembed_model *b)
+{
+    return a->present && b->present && !strcmp(a->name, b->name) && a->dimension == b->dimension &&
+           !strcmp(a->hash, b->hash);
+}
+
+static void run_locked(rstate *s)
+{
+    const reembed_request *req = s->req;
+    reembed_plan *p = &s->res->plan;
+    if (!read_registry(s) || !open_embedder(s))
+        return;
+    if (req->only_missing && !same_model(&p->old_model, &p->new_model)) {
+        finish(s, REEMBED_REFUSED,
+               "--only-missing embeds with the registry's model %s (%d dimensions); %s is another model: leave out"
+               " --model, or re-embed everything without --only-missing",
+               p->old_model.name, p->old_model.dimension, p->new_model.name);
+        return;
+    }
+    if (!read_state(s))
+        return;
+    if (!req->only_missing && !s->have_state && same_model(&p->old_model, &p->new_model)) {
+        finish(s, REEMBED_NOTHING, "nothing to do: the store already uses %s (%d dimensions, same fingerprint)",
+               p->new_model.name, p->new_model.dimension);
+        return;
+    }
+    bool err;
+    bool shadow_col = has_column(s, "embedding_next", &err);
+    if (err || !count_plan(s, shadow_col && req->mode == REEMBED_SHADOW))
+        return;
+    double per_row = sample_rate(s);
+    int per_request = req->batch_size < 2048 ? req->batch_size : 2048;
+    bool http = strncmp(p->new_model.name, "builtin:", 8) != 0;
+    if (http) {
+        p->requests_estimated = (p->rows_to_embed + per_request - 1) / per_request;
+        int conc = req->eopt.concurrency > 0 ? req->eopt.concurrency : 4;
+        p->seconds_estimated = (double) p->requests_estimated * 1.0 / conc + (double) p->rows_to_embed / 5000.0;
+    } else {
+        p->seconds_estimated = (double) p->rows_to_embed * per_row + (double) p->rows_to_embed / 5000.0;
+    }
+    make_backup_command(s);
+    if (req->dry_run) {
+        finish(s, REEMBED_OK, "dry run: %lld of %lld memories would be embedded with %s, nothing written or sent",
+               (long long) p->rows_to_embed, (long long) p->rows_total, p->new_model.name);
+        return;
+    }
+    if (req->confirm && !req->confirm(p, req->confirm_arg)) {
+        finish(s, REEMBED_DECLINED, "not confirmed: nothing was changed");
+        return;
+    }
+    if (p->resuming)
+        log_info("reembed: resuming the interrupted %s re-embed to %s", p->mode, p->new_model.name);
+    if (req->only_missing) {
+        if (!backfill(s))
+            return;
+    } else if (req->mode == REEMBED_SHADOW) {
+        run_shadow(s);
+    } else {
+        run_in_place(s);
+    }
+    if (s->res->outcome == REEMBED_OK && s->res->rows_rejected > 0)
+        finish(s, REEMBED_REJECTED, "%lld memories could not be embedded and have no vector (see rejects)",
+               (long long) s->res->rows_rejected);
+    else if (s->res->outcome == REEMBED_OK)
+        finish(s, REEMBED_OK, "%lld memories embedded with %s (%d dimensions)%s", (long long) s->res->rows_updated,
+               p->new_model.name, p->new_model.dimension,
+               req->only_missing ? "" : "; embedding_model and idx_memories_embedding_hnsw updated");
+}
+
+void reembed_run(pg_conn *c, const reembed_request *req, reembed_result *res)
+{
+    memset(res, 0, sizeof *res);
+    res->recall_at_10 = -1;
+    res->plan.mode = req->only_missing ? "only-missing" : req->mode == REEMBED_SHADOW ? "shadow" : "in-place";
+    rstate s = {.c = c, .req = req, .res = res};
+    pgbuf_init(&s.buf);
+    double t0 = progress_now();
+    bool found;
+    char *ready = pg_query_text(c, "SELECT to_regclass('pgmemctl_reembed_state') IS NOT NULL", 0, NULL, &found);
+    bool have_schema = ready && !strcmp(ready, "t");
+    free(ready);
+    if (!found) {
+        fail_sql(&s, "connecting");
+        return;
+    }
+    if (!have_schema) {
+        finish(&s, REEMBED_REFUSED, "this database has no pgmemctl schema at version 3 or later: run `pgmemctl migrate up`");
+        return;
+    }
+    int holder = 0;
+    int lk = req->dry_run ? 1 : pg_advisory_lock(c, REEMBED_LOCK_KEY, req->lock_timeout, &holder);
+    if (lk < 0) {
+        fail_sql(&s, "taking the re-embed lock");
+    } else if (lk == 0) {
+        finish(&s, REEMBED_FAILED, "another pgmemctl reembed is running on this database (pid %d): wait for it", holder);
+    } else {
+        run_locked(&s);
+        if (!req->dry_run)
+            pg_advisory_unlock(c, REEMBED_LOCK_KEY);
+    }
+    if (s.emb) {
+        embed_stats now;
+        embed_get_stats(s.emb, &now);
+        res->stats.requests = now.requests - s.stats0.requests;
+        res->stats.retries = now.retries - s.stats0.retries;
+        res->stats.inputs = now.inputs - s.stats0.inputs;
+        res->stats.tokens_estimated = now.tokens_estimated - s.stats0.tokens_estimated;
+    }
+    embed_close(s.emb);
+    for (int i = 0; i < s.nrejected; i++)
+        free(s.rejected[i]);
+    free(s.rejected);
+    pgbuf_free(&s.buf);
+    res->seconds_total = progress_now() - t0;
+}
+
+void reembed_abort(pg_conn *c, const reembed_request *req, reembed_result *res)
+{
+    memset(res, 0, sizeof *res);
+    res->recall_at_10 = -1;
+    res->plan.mode = "abort";
+    rstate s = {.c = c, .req = req, .res = res};
+    int holder = 0;
+    int lk = pg_advisory_lock(c, REEMBED_LOCK_KEY, req->lock_timeout, &holder);
+    if (lk <= 0) {
+        finish(&s, REEMBED_FAILED, lk < 0 ? "could not take the re-embed lock: %s"
+                                          : "another pgmemctl reembed is running on this database (pid %s)",
+               lk < 0 ? pg_errmsg(c) : "see pg_locks");
+        return;
+    }
+    bool ok = pg_begin(c) && pg_run(c, "DROP TRIGGER IF EXISTS memories_reembed_invalidate ON memories", 0, NULL) &&
+              pg_run(c, "DROP INDEX IF EXISTS " REEMBED_NEXT_INDEX, 0, NULL) &&
+              pg_run(c, "ALTER TABLE memories DROP COLUMN IF EXISTS embedding_next", 0, NULL) &&
+              pg_run(c, "DELETE FROM pgmemctl_reembed_state WHERE mode = 'shadow'", 0, NULL);
+    if (ok && pg_commit(c))
+        finish(&s, REEMBED_OK, "the interrupted shadow re-embed was undone; memories.embedding is untouched");
+    else {
+        fail_sql(&s, "undoing the shadow re-embed");
+        pg_rollback(c);
+    }
+    pg_advisory_unlock(c, REEMBED_LOCK_KEY);
+}
+
+void reembed_result_free(reembed_result *res)
+{
+    cJSON_Delete(res->rejects);
+    res->rejects = NULL;
+}

@@ -1,0 +1,448 @@
+/* test_reembed.c — integration tests of `pgmemctl reembed` with the builtin embedder against the
+ * sandbox cluster: 768 -> 384 dimensions in shadow and in-place mode (ids untouched, registry,
+ * index present and used, every vector equal to the new model's), searches running during a
+ * shadow re-embed, resume after kill -9 without re-embedding committed rows, --only-missing,
+ * no-op, dry run, confirmation, the lock, an interrupted run's target, rejected rows. */
+#include <criterion/criterion.h>
+#include <libpq-fe.h>
+
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/testutil.h"
+#include "common/vestige_fixture.h"
+#include "embed.h"
+
+TestSuite(reembed, .fini = tu_leak_check, .timeout = 180);
+
+#define PGM(uri, ...) tu_run((const char *const[]){"pgmemctl", "-d", (uri), __VA_ARGS__, NULL})
+
+static void expect_status(const tu_run_result *r, int want, const char *what)
+{
+    cr_assert_eq(r->status, want, "%s: exit status %d, expected %d\n--- stdout ---\n%s\n--- stderr ---\n%s", what,
+                 r->status, want, r->out, r->err);
+}
+
+static long long q_int(const char *db, const char *sql) { return tu_query_int(db, sql); }
+
+/* A store of n memories embedded with builtin:hash-768 (by `reembed --mode in-place` from no
+ * model at all, which is itself under test here). updated_at is set to a fixed past time. */
+static char *store_768(int n)
+{
+    char *db = tu_fresh_db();
+    tu_run_result r = PGM(db, "migrate", "up");
+    expect_status(&r, 0, "migrate up");
+    tu_run_free(&r);
+    char *sql = tu_printf("INSERT INTO memories (id, content, updated_at)"
+                         " SELECT gen_random_uuid(), 'memory ' || g || ' about ' ||"
+                         " (ARRAY['postgres','vectors','indexes','reviews','search','graphs','models'])[1 + g %% 7] ||"
+                         " ' and ' || md5(g::text), '2020-01-01 00:00:00+00' FROM generate_series(1, %d) g",
+                         n);
+    tu_exec(db, sql);
+    free(sql);
+    r = PGM(db, "reembed", "--model", "builtin:hash-768", "--mode", "in-place", "--yes");
+    expect_status(&r, 0, "initial in-place embed");
+    tu_run_free(&r);
+    cr_assert_eq(q_int(db, "SELECT count(*) FROM memories WHERE vector_dims(embedding) = 768"), n);
+    tu_exec(db, "UPDATE memories SET updated_at = '2020-01-01 00:00:00+00'; ANALYZE memories");
+    return db;
+}
+
+/* Every vector of memories.embedding equals builtin:hash-DIM of its content (checked on the
+ * rows given by where, compared element by element). Returns the number of rows checked. */
+static int check_vectors(const char *db, int dim, const char *where)
+{
+    PGconn *c = PQconnectdb(db);
+    cr_assert_eq(PQstatus(c), CONNECTION_OK);
+    char *sql = tu_printf("SELECT content, embedding::text FROM memories WHERE %s ORDER BY id LIMIT 50", where);
+    PGresult *r = PQexec(c, sql);
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
+    float *want = malloc((size_t) dim * sizeof *want);
+    int n = PQntuples(r);
+    for (int i = 0; i < n; i++) {
+        cr_assert_not(PQgetisnull(r, i, 1), "row %d has no vector", i);
+        const char *content = PQgetvalue(r, i, 0);
+        cr_assert(embed_hash_text(content, strlen(content), dim, want));
+        const char *p = PQgetvalue(r, i, 1) + 1; /* past '[' */
+        for (int k = 0; k < dim; k++) {
+            char *end;
+            double v = strtod(p, &end);
+            cr_assert(end != p, "vector text ended after %d of %d values", k, dim);
+            cr_assert(fabs(v - want[k]) < 1e-6, "row %d element %d: %g in the store, %g from builtin:hash-%d", i, k,
+                      v, (double) want[k], dim);
+            p = end + 1;
+        }
+    }
+    free(want);
+    PQclear(r);
+    PQfinish(c);
+    free(sql);
+    return n;
+}
+
+static char *ids_digest(const char *db) { return tu_query_value(db, "SELECT md5(string_agg(id::text, ',' ORDER BY id)) FROM memories"); }
+
+/* The state a finished re-embed to DIM dimensions must leave. */
+static void expect_reembedded(const char *db, int n, int dim, const char *ids_before)
+{
+    char *type = tu_query_value(db, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
+                                    " WHERE attrelid = 'memories'::regclass AND attname = 'embedding'");
+    char *want = tu_printf("vector(%d)", dim);
+    cr_assert_str_eq(type, want);
+    free(type);
+    free(want);
+    char *sql = tu_printf("SELECT count(*) FROM memories WHERE vector_dims(embedding) = %d", dim);
+    cr_assert_eq(q_int(db, sql), n, "not every memory has a %d-dimensional vector", dim);
+    free(sql);
+    cr_assert_eq(q_int(db, "SELECT count(*) FROM pg_attribute WHERE attrelid = 'memories'::regclass AND attnum > 0"
+                           " AND NOT attisdropped AND attname IN ('embedding_next', 'embedding_old')"),
+                 0);
+    cr_assert_eq(q_int(db, "SELECT count(*) FROM pgmemctl_reembed_state"), 0);
+    cr_assert_eq(q_int(db, "SELECT count(*) FROM pg_trigger WHERE tgname = 'memories_reembed_invalidate'"), 0);
+    char *name = tu_query_value(db, "SELECT name || '/' || dimension FROM embedding_model WHERE active");
+    char *wname = tu_printf("builtin:hash-%d/%d", dim, dim);
+    cr_assert_str_eq(name, wname);
+    free(name);
+    free(wname);
+    cr_assert_eq(q_int(db, "SELECT count(*) FROM embedding_model WHERE active AND hash ~ '^[0-9a-f]{64}$'"), 1);
+    char *ids = ids_digest(db);
+    cr_assert_str_eq(ids, ids_before, "memory ids changed");
+    free(ids);
+    cr_assert_eq(q_int(db, "SELECT count(*) FROM memories WHERE updated_at <> '2020-01-01 00:00:00+00'"), 0,
+                 "re-embedding touched updated_at");
+    cr_assert_gt(check_vectors(db, dim, "true"), 0);
+    /* the index is there, valid, and searches use it */
+    tu_run_result v = PGM(db, "verify");
+    expect_status(&v, 0, "verify after the re-embed");
+    tu_run_free(&v);
+}
+
+Test(reembed, shadow_768_to_384)
+{
+    char *db = store_768(400);
+    char *ids = ids_digest(db);
+    tu_run_result r = PGM(db, "reembed", "--model", "builtin:hash-384", "--yes", "--batch-size", "64");
+    expect_status(&r, 0, "shadow re-embed");
+    cJSON *j = tu_json(r.out);
+    cr_assert_str_eq(tu_json_str(j, "status"), "ok");
+    cr_assert_str_eq(tu_json_str(j, "mode"), "shadow");
+    cr_assert_eq(tu_json_num(j, "rows_updated"), 400);
+    cr_assert_geq(tu_json_num(j, "recall_at_10"), 0.9);
+    cr_assert_eq(tu_json_num(cJSON_GetObjectItem(j, "new_model"), "dimension"), 384);
+    cr_assert_str_eq(tu_json_str(cJSON_GetObjectItem(j, "old_model"), "name"), "builtin:hash-768");
+    cr_assert(tu_json_bool(j, "index_built"));
+    cr_assert(tu_contains(r.err, "pg_dump --dbname="), "no backup command on stderr:\n%s", r.err);
+    cJSON_Delete(j);
+    tu_run_free(&r);
+    expect_reembedded(db, 400, 384, ids);
+    free(ids);
+    tu_drop_db(db);
+    free(db);
+}
+
+Test(reembed, in_place_768_to_384_and_keep_old)
+{
+    char *db = store_768(300);
+    char *ids = ids_digest(db);
+    tu_run_result r = PGM(db, "reembed", "--model", "builtin:hash-384", "--mode", "in-place", "--yes",
+                          "--concurrent-index");
+    expect_status(&r, 0, "in-place re-embed");
+    cJSON *j = tu_json(r.out);
+    cr_assert_eq(tu_json_num(j, "rows_updated"), 300);
+    cJSON_Delete(j);
+    tu_run_free(&r);
+    expect_reembedded(db, 300, 384, ids);
+    /* and back to 768 in shadow mode keeping the old column */
+    r = PGM(db, "reembed", "--model", "builtin:hash-768", "--yes", "--keep-old");
+    expect_status(&r, 0, "shadow with --keep-old");
+    tu_run_free(&r);
+    cr_assert_eq(q_int(db, "SELECT count(*) FROM memories WHERE vector_dims(embedding_old) = 384"), 300);
+    cr_assert_eq(q_int(db, "SELECT count(*) FROM memories WHERE vector_dims(embedding) = 768"), 300);
+    /* a further shadow re-embed refuses until the kept column is dropped */
+    r = PGM(db, "reembed", "--model", "builtin:hash-384", "--yes");
+    expect_status(&r, 2, "embedding_old still there");
+    cr_assert(tu_contains(r.err, "embedding_old"));
+    tu_run_free(&r);
+    free(ids);
+    tu_drop_db(db);
+    free(db);
+}
+
+/* ---- readers during a shadow re-embed ------------------------------------------------------ */
+
+typedef struct {
+    const char *db;
+    atomic_bool stop;
+    int queries, errors, mixed, dims_seen[2];
+    char first_error[512];
+} search_loop;
+
+static void *searcher(void *arg)
+{
+    search_loop *s = arg;
+    PGconn *c = PQconnectdb(s->db);
+    while (!atomic_load(&s->stop)) {
+        /* a vector search with a query vector of the store's current dimension, and the
+         * dimensions a reader sees at one instant */
+        PGresult *r = PQexec(c, "SELECT (SELECT count(*) FROM (SELECT id FROM memories ORDER BY embedding <=>"
+                                " (SELECT embedding FROM memories LIMIT 1) LIMIT 5) t),"
+                                " (SELECT count(DISTINCT vector_dims(embedding)) FROM memories),"
+                                " (SELECT min(vector_dims(embedding)) FROM memories)");
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            if (!s->errors++)
+                snprintf(s->first_error, sizeof s->first_error, "%s", PQerrorMessage(c));
+        } else {
+            s->queries++;
+            if (atoi(PQgetvalue(r, 0, 0)) != 5 || atoi(PQgetvalue(r, 0, 1)) != 1)
+                s->mixed++;
+            int d = atoi(PQgetvalue(r, 0, 2));
+            s->dims_seen[d == 384] = 1;
+        }
+        PQclear(r);
+    }
+    PQfinish(c);
+    return NULL;
+}
+
+Test(reembed, searches_keep_working_during_a_shadow_reembed)
+{
+    char *db = store_768(1500);
+    search_loop s = {.db = db};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, searcher, &s), 0);
+    tu_run_result r = PGM(db, "reembed", "--model", "builtin:hash-384", "--yes", "--batch-size", "25");
+    atomic_store(&s.stop, true);
+    pthread_join(t, NULL);
+    expect_status(&r, 0, "shadow re-embed under load");
+    tu_run_free(&r);
+    cr_assert_eq(s.errors, 0, "%d searches failed, first: %s", s.errors, s.first_error);
+    cr_assert_eq(s.mixed, 0, "%d searches saw a mixed or short result", s.mixed);
+    cr_assert_gt(s.queries, 20, "only %d searches ran during the re-embed", s.queries);
+    cr_assert(s.dims_seen[0], "no search saw the old vectors");
+    cr_assert_eq(q_int(db, "SELECT count(*) FROM memories WHERE vector_dims(embedding) = 384"), 1500);
+    tu_drop_db(db);
+    free(db);
+}
+
+/* ---- kill -9 and resume -------------------------------------------------------------------- */
+
+/* Starts reembed with args, waits until `progress_sql` reports > 0 rows, kills it with SIGKILL,
+ * and returns the rows done at that point (asserting it was still running). */
+static long long kill_midway(const char *db, const char *const *args, const char *progress_sql, char *dir)
+{
+    char *out = tu_printf("%s/out.json", dir), *err = tu_printf("%s/err.txt", dir);
+    pid_t pid = vf_spawn(args, out, err);
+    bool killed = false;
+    for (int i = 0; i < 60000 && !killed; i++) {
+        if (q_int(db, progress_sql) > 0) {
+            kill(pid, SIGKILL);
+            killed = true;
+        } else {
+            int st;
+            cr_assert_neq(waitpid(pid, &st, WNOHANG), pid, "reembed ended before it could be killed:\n%s",
+                          tu_read_file(err));
+            usleep(1000);
+        }
+    }
+    int status = vf_wait(pid, 30);
+    cr_assert_eq(status, 128 + SIGKILL, "reembed was not killed (status %d)", status);
+    /* the killed backend's transaction is rolled back and its lock released */
+    for (int i = 0; i < 500 && q_int(db, "SELECT count(*) FROM pg_stat_activity WHERE application_name ="
+                                          " 'pgmemctl reembed' AND datname = current_database()") > 0;
+         i++)
+        usleep(10000);
+    free(out);
+    free(err);
+    return q_int(db, progress_sql);
+}
+
+Test(reembed, kill9_then_rerun_shadow)
+{
+    char *db = store_768(2000);
+    char *ids = ids_digest(db);
+    char *dir = tu_tempdir();
+    long long done = kill_midway(db,
+                                 (const char *const[]){"pgmemctl", "-q", "-d", db, "reembed", "--model", "builtin:hash-384",
+                                                       "--yes", "--batch-size", "50", NULL},
+                                 "SELECT CASE WHEN to_regclass('pgmemctl_reembed_state') IS NULL THEN 0 ELSE"
+                                 " (SELECT coalesce(sum(rows_done), 0) FROM pgmemctl_reembed_state) END",
+                                 dir);
+    cr_assert_gt(done, 0);
+    cr_assert_lt(done, 2000, "the run finished before the kill");
+    /* readers still see only the old vectors */
+    cr_assert_eq(q_int(db, "SELECT count(*) FROM memories WHERE vector_dims(embedding) = 768"), 2000);
+    long long next = q_int(db, "SELECT count(embedding_next) FROM memories");
+    cr_assert_eq(next, done, "committed progress and written vectors disagree");
+    tu_run_result r = PGM(db, "reembed", "--model", "builtin:hash-384", "--yes", "--batch-size", "50");
+    expect_status(&r, 0, "the re-run");
+    cJSON *j = tu_json(r.out);
+    cr_assert(tu_json_bool(j, "resumed"));
+    /* no committed memory was embedded again */
+    cr_assert_eq(tu_json_num(j, "rows_updated"), 2000 - done);
+    cr_assert_eq(tu_json_num(cJSON_GetObjectItem(j, "embedder"), "inputs"), 2000 - done);
+    cJSON_Delete(j);
+    tu_run_free(&r);
+    expect_reembedded(db, 2000, 384, ids);
+    free(ids);
+    tu_rmtree(dir);
+    free(dir);
+    tu_drop_db(db);
+    free(db);
+}
+
+Test(reembed, kill9_then_rerun_in_place)
+{
+    char *db = store_768(2000);
+    char *ids = ids_digest(db);
+    char *dir = tu_tempdir();
+    long long done = kill_midway(db,
+                                 (const char *const[]){"pgmemctl", "-q", "-d", db, "reembed", "--model", "builtin:hash-384",
+                                                       "--mode", "in-place", "--yes", "--batch-size", "50", NULL},
+                                 "SELECT coalesce(sum(rows_done), 0) FROM pgmemctl_reembed_state", dir);
+    cr_assert_lt(done, 2000);
+    tu_run_result r = PGM(db, "reembed", "--model", "builtin:hash-384", "--mode", "in-place", "--yes", "--batch-size",
+                          "50");
+    expect_status(&r, 0, "the re-run");
+    cJSON *j = tu_json(r.out);
+    cr_assert(tu_json_bool(j, "resumed"));
+    cr_assert_eq(tu_json_num(j, "rows_updated"), 2000 - done);
+    cJSON_Delete(j);
+    tu_run_free(&r);
+    expect_reembedded(db, 2000, 384, ids);
+    free(ids);
+    tu_rmtree(dir);
+    free(dir);
+    tu_drop_db(db);
+    free(db);
+}
+
+/* ---- the other paths ----------------------------------------------------------------------- */
+
+Test(reembed, only_missing_noop_and_dry_run)
+{
+    char *db = store_768(200);
+    tu_exec(db, "UPDATE memories SET embedding = NULL WHERE content LIKE 'memory 1%'");
+    long long missing = q_int(db, "SELECT count(*) FROM memories WHERE embedding IS NULL");
+    cr_assert_gt(missing, 5);
+    char *before = tu_catalog_snapshot(db);
+
+    /* dry run: the plan, nothing written */
+    tu_run_result r = PGM(db, "reembed", "--only-missing", "--dry-run");
+    expect_status(&r, 0, "dry run");
+    cJSON *j = tu_json(r.out);
+    cr_assert_eq(tu_json_num(j, "rows_to_embed"), missing);
+    cr_assert_gt(tu_json_num(cJSON_GetObjectItem(j, "estimate"), "tokens"), 0);
+    cJSON_Delete(j);
+    tu_run_free(&r);
+    cr_assert_eq(q_int(db, "SELECT count(*) FROM memories WHERE embedding IS NULL"), missing);
+
+    r = PGM(db, "reembed", "--only-missing", "--yes");
+    expect_status(&r, 0, "only missing");
+    j = tu_json(r.out);
+    cr_assert_eq(tu_json_num(j, "rows_updated"), missing);
+    cJSON_Delete(j);
+    tu_run_free(&r);
+    cr_assert_eq(q_int(db, "SELECT count(*) FROM memories WHERE embedding IS NULL"), 0);
+    cr_assert_eq(check_vectors(db, 768, "content LIKE 'memory 1%'"), missing < 50 ? missing : 50);
+    char *after = tu_catalog_snapshot(db);
+    cr_assert_str_eq(before, after, "--only-missing changed the schema");
+
+    /* the same model again: nothing to do, nothing changed */
+    r = PGM(db, "reembed", "--model", "builtin:hash-768", "--yes");
+    expect_status(&r, 0, "no-op");
+    j = tu_json(r.out);
+    cr_assert_str_eq(tu_json_str(j, "status"), "nothing_to_do");
+    cr_assert_eq(tu_json_num(j, "rows_updated"), 0);
+    cJSON_Delete(j);
+    tu_run_free(&r);
+    char *again = tu_catalog_snapshot(db);
+    cr_assert_str_eq(before, again);
+
+    /* --only-missing with another model is refused */
+    r = PGM(db, "reembed", "--only-missing", "--model", "builtin:hash-384", "--yes");
+    expect_status(&r, 2, "only-missing with another model");
+    tu_run_free(&r);
+    free(before);
+    free(after);
+    free(again);
+    tu_drop_db(db);
+    free(db);
+}
+
+Test(reembed, confirmation_lock_and_interrupted_target)
+{
+    char *db = store_768(100);
+    char *before = tu_catalog_snapshot(db);
+    /* no --yes and no terminal: refused, nothing written */
+    tu_run_result r = PGM(db, "reembed", "--model", "builtin:hash-384");
+    expect_status(&r, 2, "without --yes");
+    cr_assert(tu_contains(r.err, "--yes"), "%s", r.err);
+    tu_run_free(&r);
+    char *after = tu_catalog_snapshot(db);
+    cr_assert_str_eq(before, after);
+
+    /* another session holds the re-embed lock */
+    PGconn *c = PQconnectdb(db);
+    cr_assert_eq(PQstatus(c), CONNECTION_OK);
+    PGresult *lk = PQexec(c, "SELECT pg_advisory_lock(8099562737243614562), pg_backend_pid()");
+    cr_assert_eq(PQresultStatus(lk), PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
+    char *pid = tu_printf("pid %s", PQgetvalue(lk, 0, 1));
+    PQclear(lk);
+    r = PGM(db, "reembed", "--model", "builtin:hash-384", "--yes", "--lock-timeout", "1");
+    expect_status(&r, 1, "locked");
+    cr_assert(tu_contains(r.err, pid), "the holder's %s is not named:\n%s", pid, r.err);
+    tu_run_free(&r);
+    PQfinish(c);
+    free(pid);
+
+    /* an interrupted shadow run to 384 blocks a different target until it is aborted */
+    tu_exec(db, "INSERT INTO pgmemctl_reembed_state (mode, model, dimension, hash) VALUES"
+                " ('shadow', 'builtin:hash-384', 384, 'x');"
+                "ALTER TABLE memories ADD COLUMN embedding_next vector(384)");
+    r = PGM(db, "reembed", "--model", "builtin:hash-256", "--yes");
+    expect_status(&r, 2, "other target");
+    cr_assert(tu_contains(r.err, "builtin:hash-384"), "%s", r.err);
+    cr_assert(tu_contains(r.err, "--abort"), "%s", r.err);
+    tu_run_free(&r);
+    r = PGM(db, "reembed", "--abort");
+    expect_status(&r, 0, "abort");
+    tu_run_free(&r);
+    char *aborted = tu_catalog_snapshot(db);
+    cr_assert_str_eq(before, aborted, "--abort left objects behind");
+    cr_assert_eq(q_int(db, "SELECT count(*) FROM pgmemctl_reembed_state"), 0);
+    free(before);
+    free(after);
+    free(aborted);
+    tu_drop_db(db);
+    free(db);
+}
+
+Test(reembed, empty_content_is_reported_and_left_without_a_vector)
+{
+    char *db = store_768(120);
+    tu_exec(db, "INSERT INTO memories (id, content, updated_at) VALUES"
+                " ('00000000-0000-4000-8000-00000000e001', '', '2020-01-01 00:00:00+00')");
+    tu_run_result r = PGM(db, "reembed", "--model", "builtin:hash-384", "--yes");
+    expect_status(&r, 3, "a row could not be embedded");
+    cJSON *j = tu_json(r.out);
+    cr_assert_str_eq(tu_json_str(j, "status"), "rejected");
+    cr_assert_eq(tu_json_num(j, "rows_rejected"), 1);
+    const cJSON *rej = cJSON_GetArrayItem(tu_json_array(j, "rejects"), 0);
+    cr_assert_str_eq(tu_json_str(rej, "id"), "00000000-0000-4000-8000-00000000e001");
+    cr_assert(tu_contains(tu_json_str(rej, "reason"), "empty"));
+    cJSON_Delete(j);
+    tu_run_free(&r);
+    cr_assert_eq(q_int(db, "SELECT count(*) FROM memories WHERE embedding IS NULL"), 1);
+    cr_assert_eq(q_int(db, "SELECT count(*) FROM memories WHERE vector_dims(embedding) = 384"), 120);
+    cr_assert_eq(q_int(db, "SELECT count(*) FROM embedding_model WHERE active AND dimension = 384"), 1);
+    tu_drop_db(db);
+    free(db);
+}
