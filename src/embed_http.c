@@ -210,13 +210,13 @@ static bool http_take_embedding(const cJSON *arr, size_t i, int *dim, bool dim_g
     if (*dim == 0) {
         if (m < 1 || m > EMBED_HTTP_MAX_DIM) {
             embed_seterr(err, errlen, "embedding %zu has %d dimensions (expected 1 to %d)", i, m,
-                        EMBED_HTTP_MAX_DIM);
+                         EMBED_HTTP_MAX_DIM);
             return false;
         }
         *dim = m;
     } else if (m != *dim) {
         embed_seterr(err, errlen, "wrong dimension: embedding %zu has %d dimensions, expected %d%s", i, m, *dim,
-                    dim_given ? "" : " (the first embedding's)");
+                     dim_given ? "" : " (the first embedding's)");
         return false;
     }
     if (row == NULL)
@@ -276,7 +276,7 @@ bool embed_http_parse_response(embed_http_provider provider, const char *body, s
         double x = cJSON_IsNumber(idx) ? idx->valuedouble : -1;
         if (!(x >= 0 && x < (double)n && x == floor(x))) {
             embed_seterr(err, errlen, "data[%zu] has no valid \"index\" (an integer from 0 to %zu)", pos,
-                        n ? n - 1 : 0);
+                         n ? n - 1 : 0);
             goto done;
         }
         size_t i = (size_t)x;
@@ -462,12 +462,12 @@ embed_http *embed_http_open(embed_http_provider provider, const char *model, con
     }
     if (opt->dimensions < 0 || opt->dimensions > EMBED_HTTP_MAX_DIM) {
         embed_seterr(err, errlen, "invalid dimensions %d (expected 1 to %d, or 0 for the model's own)",
-                    opt->dimensions, EMBED_HTTP_MAX_DIM);
+                     opt->dimensions, EMBED_HTTP_MAX_DIM);
         return NULL;
     }
     if (opt->concurrency < 0 || opt->concurrency > EMBED_HTTP_MAX_CONCURRENCY) {
         embed_seterr(err, errlen, "invalid concurrency %d (expected 1 to %d)", opt->concurrency,
-                    EMBED_HTTP_MAX_CONCURRENCY);
+                     EMBED_HTTP_MAX_CONCURRENCY);
         return NULL;
     }
     if (!(opt->timeout >= 0) || !(opt->request_timeout >= 0) || !isfinite(opt->timeout) ||
@@ -731,7 +731,7 @@ static bool http_finish(embed_http *h, const http_sendlist *sl, http_req *r, CUR
     http_req_name(sl, r, nreq, ridx, n_in, what, sizeof what);
     if (r->resp_too_big) {
         embed_seterr(err, errlen, "POST %s: %s: the response is larger than %zu bytes", h->url_shown, what,
-                    EMBED_HTTP_MAX_RESPONSE);
+                     EMBED_HTTP_MAX_RESPONSE);
         return false;
     }
 
@@ -782,12 +782,17 @@ static bool http_finish(embed_http *h, const http_sendlist *sl, http_req *r, CUR
         return true;
     case EMBED_HTTP_GIVE_UP_RETRIES:
         embed_seterr(err, errlen, "POST %s: %s: %s (gave up after %d %s)", h->url_shown, what, problem,
-                    r->retries, r->retries == 1 ? "retry" : "retries");
+                     r->retries, r->retries == 1 ? "retry" : "retries");
         return false;
     case EMBED_HTTP_GIVE_UP_TIMEOUT:
-        embed_seterr(err, errlen,
-                    "POST %s: %s: %s; a retry in %.1f s%s would pass the overall timeout of %g s", h->url_shown,
-                    what, problem, d.delay, d.server_delay ? " (as the server asked)" : "", h->timeout);
+        if (deadline - now <= 0)
+            embed_seterr(err, errlen, "POST %s: %s: %s; the overall timeout of %g s has passed (after %d %s)",
+                         h->url_shown, what, problem, h->timeout, r->retries, r->retries == 1 ? "retry" : "retries");
+        else
+            embed_seterr(err, errlen,
+                         "POST %s: %s: %s; a retry in %.1f s%s would pass the overall timeout of %g s (after %d %s)",
+                         h->url_shown, what, problem, d.delay, d.server_delay ? " (as the server asked)" : "",
+                         h->timeout, r->retries, r->retries == 1 ? "retry" : "retries");
         return false;
     case EMBED_HTTP_FAIL:
     default:
@@ -827,7 +832,7 @@ static bool http_run(embed_http *h, const http_sendlist *sl, size_t n_in, float 
         double now = http_now();
         if (now >= deadline) {
             embed_seterr(err, errlen, "POST %s: the overall timeout of %g s passed with %zu of %zu requests done",
-                        h->url_shown, h->timeout, done, nreq);
+                         h->url_shown, h->timeout, done, nreq);
             ok = false;
             break;
         }
@@ -910,9 +915,9 @@ bool embed_http_batch(embed_http *h, const char *const *texts, const size_t *len
         return true;
     if (h->dim <= 0) {
         embed_seterr(err, errlen,
-                    "the dimension of %s model \"%s\" is not known yet: probe it (embed_probe) before "
-                    "embedding a batch",
-                    h->provider == EMBED_HTTP_OPENAI ? "openai" : "ollama", h->model);
+                     "the dimension of %s model \"%s\" is not known yet: probe it (embed_probe) before "
+                     "embedding a batch",
+                     h->provider == EMBED_HTTP_OPENAI ? "openai" : "ollama", h->model);
         return false;
     }
     const size_t max_bytes = (size_t)EMBED_HTTP_MAX_INPUT_TOKENS * 4;
@@ -945,7 +950,7 @@ bool embed_http_batch(embed_http *h, const char *const *texts, const size_t *len
             ok = false;
         } else if (status == NULL) {
             embed_seterr(err, errlen, "input %zu of %zu is too long (%zu bytes, over %d estimated tokens)", i + 1,
-                        n, lens[i], EMBED_HTTP_MAX_INPUT_TOKENS);
+                         n, lens[i], EMBED_HTTP_MAX_INPUT_TOKENS);
             ok = false;
         }
     }

@@ -335,13 +335,16 @@ Test(embed_http, bad_responses_are_named)
     parse_bad(L, "{\"data\":[{\"index\":0,\"embedding\":[1]}]}", 1, 0, "no \"embeddings\" array");
 
     /* count */
-    parse_bad(O, "{\"data\":[{\"index\":0,\"embedding\":[1,2]}]}", 2, 0, "wrong number of embeddings: 1 embeddings for 2 inputs");
+    parse_bad(O, "{\"data\":[{\"index\":0,\"embedding\":[1,2]}]}",
+              2, 0, "wrong number of embeddings: 1 embeddings for 2 inputs");
     parse_bad(L, "{\"embeddings\":[[1],[2],[3]]}", 2, 0, "3 embeddings for 2 inputs");
     parse_bad(L, "{\"embeddings\":[]}", 1, 0, "0 embeddings for 1 inputs");
 
     /* indices */
-    parse_bad(O, "{\"data\":[{\"index\":0,\"embedding\":[1]},{\"index\":0,\"embedding\":[2]}]}", 2, 0, "index 0 appears twice");
-    parse_bad(O, "{\"data\":[{\"index\":0,\"embedding\":[1]},{\"index\":2,\"embedding\":[2]}]}", 2, 0, "data[1] has no valid \"index\"");
+    parse_bad(O, "{\"data\":[{\"index\":0,\"embedding\":[1]},{\"index\":0,\"embedding\":[2]}]}",
+              2, 0, "index 0 appears twice");
+    parse_bad(O, "{\"data\":[{\"index\":0,\"embedding\":[1]},{\"index\":2,\"embedding\":[2]}]}",
+              2, 0, "data[1] has no valid \"index\"");
     parse_bad(O, "{\"data\":[{\"index\":0.5,\"embedding\":[1]}]}", 1, 0, "no valid \"index\"");
     parse_bad(O, "{\"data\":[{\"index\":-1,\"embedding\":[1]}]}", 1, 0, "no valid \"index\"");
     parse_bad(O, "{\"data\":[{\"index\":\"0\",\"embedding\":[1]}]}", 1, 0, "no valid \"index\"");
@@ -350,8 +353,10 @@ Test(embed_http, bad_responses_are_named)
     parse_bad(O, "{\"data\":[{\"index\":0,\"embedding\":\"AACAPw==\"}]}", 1, 0, "embedding 0 is not an array");
 
     /* dimensions */
-    parse_bad(O, "{\"data\":[{\"index\":0,\"embedding\":[1,2,3]}]}", 1, 2, "embedding 0 has 3 dimensions, expected 2");
-    parse_bad(L, "{\"embeddings\":[[1,2],[1,2,3]]}", 2, 0, "wrong dimension: embedding 1 has 3 dimensions, expected 2");
+    parse_bad(O, "{\"data\":[{\"index\":0,\"embedding\":[1,2,3]}]}",
+              1, 2, "embedding 0 has 3 dimensions, expected 2");
+    parse_bad(L, "{\"embeddings\":[[1,2],[1,2,3]]}",
+              2, 0, "wrong dimension: embedding 1 has 3 dimensions, expected 2");
     parse_bad(L, "{\"embeddings\":[[1,2],[1,2,3]]}", 2, 2, "embedding 1 has 3 dimensions");
     parse_bad(L, "{\"embeddings\":[[]]}", 1, 0, "embedding 0 has 0 dimensions");
 
