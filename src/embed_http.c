@@ -174,8 +174,9 @@ char *embed_http_request_body(embed_http_provider provider, const char *model, c
                               const size_t *lens, size_t n, int dimensions)
 {
     cJSON *root = cJSON_CreateObject();
-    cJSON *input = cJSON_AddArrayToObject(root, "input");
-    bool ok = root != NULL && input != NULL && cJSON_AddStringToObject(root, "model", model) != NULL;
+    bool ok = root != NULL && cJSON_AddStringToObject(root, "model", model) != NULL;
+    cJSON *input = ok ? cJSON_AddArrayToObject(root, "input") : NULL;
+    ok = ok && input != NULL;
     for (size_t i = 0; ok && i < n; i++) {
         char *s = malloc(lens[i] + 1);
         if (s == NULL) {
@@ -202,7 +203,7 @@ char *embed_http_request_body(embed_http_provider provider, const char *model, c
 static bool http_take_embedding(const cJSON *arr, size_t i, int *dim, bool dim_given, float *row, char *err,
                                 size_t errlen)
 {
-    if (!cJSON_IsArray(arr)) {
+    if (arr == NULL || !cJSON_IsArray(arr)) {
         embed_seterr(err, errlen, "embedding %zu is not an array", i);
         return false;
     }
@@ -251,7 +252,7 @@ bool embed_http_parse_response(embed_http_provider provider, const char *body, s
     int d = *dim > 0 ? *dim : 0;
     const cJSON **rows = NULL;
 
-    if (!cJSON_IsArray(list)) {
+    if (list == NULL || !cJSON_IsArray(list)) {
         embed_seterr(err, errlen, "the response has no \"%s\" array", key);
         goto done;
     }
@@ -260,7 +261,7 @@ bool embed_http_parse_response(embed_http_provider provider, const char *body, s
         embed_seterr(err, errlen, "wrong number of embeddings: %zu embeddings for %zu inputs", count, n);
         goto done;
     }
-    rows = calloc(n ? n : 1, sizeof *rows);
+    rows = calloc(n ? n : 1, sizeof(const cJSON *));
     if (rows == NULL) {
         embed_seterr(err, errlen, "out of memory reading the response");
         goto done;
@@ -273,7 +274,7 @@ bool embed_http_parse_response(embed_http_provider provider, const char *body, s
             continue;
         }
         const cJSON *idx = cJSON_IsObject(item) ? cJSON_GetObjectItemCaseSensitive(item, "index") : NULL;
-        double x = cJSON_IsNumber(idx) ? idx->valuedouble : -1;
+        double x = idx != NULL && cJSON_IsNumber(idx) ? idx->valuedouble : -1;
         if (!(x >= 0 && x < (double)n && x == floor(x))) {
             embed_seterr(err, errlen, "data[%zu] has no valid \"index\" (an integer from 0 to %zu)", pos,
                          n ? n - 1 : 0);
@@ -754,8 +755,10 @@ static bool http_finish(embed_http *h, const http_sendlist *sl, http_req *r, CUR
             h->stats.tokens_estimated += (long long)sl->tokens[r->first + i];
         h->stats.inputs += (long long)r->count;
         r->state = REQ_DONE;
-        free(r->body);
-        r->body = NULL;
+        free(r->body); /* a batch can be large: keep nothing of a finished request */
+        free(r->resp);
+        r->body = r->resp = NULL;
+        r->resp_len = r->resp_cap = 0;
         return true;
     }
 
