@@ -172,6 +172,8 @@ embedder *embed_open_opts(const char *spec, const embed_options *opt, char *err,
     return e;
 }
 
+bool embed_is_http(const embedder *e) { return e->http != NULL; }
+
 int embed_dimension(const embedder *e)
 {
     return e->http ? embed_http_dimension(e->http) : e->dim;

@@ -42,6 +42,9 @@ embedder *embed_open_opts(const char *spec, const embed_options *opt, char *err,
  * without `dimensions`, before embed_probe). */
 int embed_dimension(const embedder *e);
 
+/* True for the HTTP embedders (openai:, ollama:), false for builtin. */
+bool embed_is_http(const embedder *e);
+
 /* Learns the dimension of an HTTP model with one request embedding a fixed text (counted in the
  * stats). No-op returning true when the dimension is known. False with err on failure. */
 bool embed_probe(embedder *e, char *err, size_t errlen);

@@ -10,6 +10,7 @@
 #include "reembed_index.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -327,8 +328,122 @@ static bool write_batch(rstate *s, const pg_result *r, const float *vec, const u
     return true;
 }
 
+/* One batch on its way through the pipeline: its rows (owned), their texts (pointing into the
+ * rows), and what the embedder made of them. */
+typedef struct {
+    pg_result *rows;             /* id, content, md5(content) */
+    int n;
+    const char **texts;
+    size_t *lens;
+    unsigned char *status;
+    float *vec;
+    embedder *emb;
+    bool ok;
+    char err[1024];
+    double seconds;
+    pthread_t thread;
+    bool started;
+} batch;
+
+static void batch_free(batch *b)
+{
+    if (!b)
+        return;
+    pg_clear(b->rows);
+    free(b->texts);
+    free(b->lens);
+    free(b->status);
+    free(b->vec);
+    free(b);
+}
+
+/* The embedding half of a batch, on its own thread while the main thread writes the previous
+ * batch (the embedder is used by one thread at a time; the connection only by the main one). */
+static void *embed_thread(void *arg)
+{
+    batch *b = arg;
+    double t0 = progress_now();
+    b->ok = embed_batch_status(b->emb, b->texts, b->lens, (size_t) b->n, b->vec, b->status, b->err, sizeof b->err);
+    b->seconds = progress_now() - t0;
+    return NULL;
+}
+
+/* Reads the next batch after `last` (NULL and *done when there is none). */
+static batch *read_batch(rstate *s, const char *sql, const char *last, int limit, bool *done)
+{
+    *done = false;
+    char *rej = rejected_array(s), lim[16];
+    snprintf(lim, sizeof lim, "%d", limit);
+    pg_result *r = pg_exec(s->c, sql, 3, (const char *[]){last, lim, rej ? rej : "{}"});
+    free(rej);
+    if (!r) {
+        fail_sql(s, "reading memories");
+        return NULL;
+    }
+    int n = pg_ntuples(r), dim = embed_dimension(s->emb);
+    if (n == 0) {
+        pg_clear(r);
+        *done = true;
+        return NULL;
+    }
+    batch *b = calloc(1, sizeof *b);
+    if (b) {
+        b->rows = r;
+        b->n = n;
+        b->emb = s->emb;
+        b->texts = calloc((size_t) n, sizeof *b->texts);
+        b->lens = calloc((size_t) n, sizeof *b->lens);
+        b->status = calloc((size_t) n, 1);
+        b->vec = calloc((size_t) n * (size_t) dim, sizeof *b->vec);
+    }
+    if (!b || !b->texts || !b->lens || !b->status || !b->vec) {
+        if (b)
+            batch_free(b);
+        else
+            pg_clear(r);
+        finish(s, REEMBED_FAILED, "out of memory for a batch of %d rows", n);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        b->texts[i] = pg_value(r, i, 1);
+        b->lens[i] = (size_t) pg_getlength(r, i, 1);
+    }
+    return b;
+}
+
+static bool start_embed(rstate *s, batch *b)
+{
+    if (pthread_create(&b->thread, NULL, embed_thread, b) != 0) {
+        finish(s, REEMBED_FAILED, "could not start the embedding thread");
+        return false;
+    }
+    b->started = true;
+    return true;
+}
+
+/* Waits for b's embedding; reports its rejected rows. False when the embedder failed. */
+static bool join_embed(rstate *s, batch *b)
+{
+    if (!b->started)
+        return false;
+    pthread_join(b->thread, NULL);
+    b->started = false;
+    s->res->seconds_embed += b->seconds;
+    if (!b->ok) {
+        finish(s, REEMBED_FAILED, "the embedder failed: %s", b->err);
+        return false;
+    }
+    for (int i = 0; i < b->n; i++)
+        if (b->status[i] != EMBED_OK)
+            add_reject(s, pg_value(b->rows, i, 0),
+                       b->status[i] == EMBED_EMPTY ? "empty content: nothing to embed"
+                                                   : "content longer than the model's input limit (--on-long-input reject)");
+    return true;
+}
+
 /* One keyset pass over the rows still to embed, from the beginning (or the in-place
- * checkpoint). *seen counts the rows read. */
+ * checkpoint). The embedder works on batch k+1 while batch k is written. *seen counts the rows
+ * read. */
 static bool backfill_pass(rstate *s, int64_t *seen)
 {
     bool err;
@@ -340,64 +455,55 @@ static bool backfill_pass(rstate *s, int64_t *seen)
              "SELECT id::text, content, md5(content) FROM memories WHERE %s AND id > $1::uuid"
              " AND NOT (id = ANY ($3::uuid[])) ORDER BY id LIMIT $2::int",
              todo_condition(s, shadow_col));
-    char last[40], limit[16];
+    char last[40];
     snprintf(last, sizeof last, "%s", s->req->mode == REEMBED_IN_PLACE && s->state_last_id[0] ? s->state_last_id : ZERO_UUID);
-    snprintf(limit, sizeof limit, "%d", s->req->batch_size);
+    int limit = s->req->batch_size * (embed_is_http(s->emb) ? (s->req->eopt.concurrency > 0 ? s->req->eopt.concurrency : 4) : 1);
     int dim = embed_dimension(s->emb);
     *seen = 0;
-    for (;;) {
-        char *rej = rejected_array(s);
-        pg_result *r = pg_exec(s->c, sql, 3, (const char *[]){last, limit, rej ? rej : "{}"});
-        free(rej);
-        if (!r) {
-            fail_sql(s, "reading memories");
-            return false;
-        }
-        int n = pg_ntuples(r);
-        if (n == 0) {
-            pg_clear(r);
-            return true;
-        }
-        const char **texts = calloc((size_t) n, sizeof *texts);
-        size_t *lens = calloc((size_t) n, sizeof *lens);
-        unsigned char *status = calloc((size_t) n, 1);
-        float *vec = calloc((size_t) n * (size_t) dim, sizeof *vec);
-        bool ok = texts && lens && status && vec;
+    bool done = false, ok = true;
+    batch *cur = read_batch(s, sql, last, limit, &done);
+    if (!cur)
+        return done;
+    ok = start_embed(s, cur);
+    while (ok) {
+        ok = join_embed(s, cur);
         if (!ok)
-            finish(s, REEMBED_FAILED, "out of memory for a batch of %d rows", n);
-        for (int i = 0; ok && i < n; i++) {
-            texts[i] = pg_value(r, i, 1);
-            lens[i] = (size_t) pg_getlength(r, i, 1);
-        }
-        char why[1024] = "";
-        double t0 = progress_now();
-        if (ok && !embed_batch_status(s->emb, texts, lens, (size_t) n, vec, status, why, sizeof why)) {
-            finish(s, REEMBED_FAILED, "the embedder failed: %s", why);
+            break;
+        snprintf(last, sizeof last, "%s", pg_value(cur->rows, cur->n - 1, 0));
+        batch *next = read_batch(s, sql, last, limit, &done);
+        if (!next && !done) {
             ok = false;
+            break;
         }
-        s->res->seconds_embed += progress_now() - t0;
-        for (int i = 0; ok && i < n; i++)
-            if (status[i] != EMBED_OK)
-                add_reject(s, pg_value(r, i, 0),
-                           status[i] == EMBED_EMPTY ? "empty content: nothing to embed"
-                                                    : "content longer than the model's input limit (--on-long-input reject)");
-        if (ok)
-            ok = write_batch(s, r, vec, status, dim);
+        if (next && !start_embed(s, next)) {
+            batch_free(next);
+            ok = false;
+            break;
+        }
+        ok = write_batch(s, cur->rows, cur->vec, cur->status, dim);
         if (ok) {
-            snprintf(last, sizeof last, "%s", pg_value(r, n - 1, 0));
             snprintf(s->state_last_id, sizeof s->state_last_id, "%s", last);
-            *seen += n;
-            s->done += n;
+            *seen += cur->n;
+            s->done += cur->n;
             progress_update(s->prog, s->done);
         }
-        free(texts);
-        free(lens);
-        free(status);
-        free(vec);
-        pg_clear(r);
-        if (!ok)
-            return false;
+        batch_free(cur);
+        cur = next;
+        if (!cur)
+            break;
+        if (!ok) {
+            /* let the embedding in flight end before its batch is freed */
+            if (cur->started) {
+                pthread_join(cur->thread, NULL);
+                cur->started = false;
+            }
+            break;
+        }
     }
+    if (cur && cur->started)
+        pthread_join(cur->thread, NULL);
+    batch_free(cur);
+    return ok;
 }
 
 /* Backfills until a pass finds nothing left (shadow: rows changed meanwhile lost their new
