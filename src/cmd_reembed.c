@@ -21,7 +21,8 @@ const opt_spec cmd_reembed_specs[] = {
     {"keep-old", 0, OPT_BOOL, NULL, false, NULL, "shadow: keep the old vectors as memories.embedding_old"},
     {"concurrent-index", 0, OPT_BOOL, NULL, true, NULL, "in-place: build the index with CREATE INDEX CONCURRENTLY"},
     {"abort", 0, OPT_BOOL, NULL, false, NULL, "undo an interrupted shadow re-embed (drops embedding_next)"},
-    {"batch-size", 0, OPT_INT, "256", true, "N", "memories per embedder call and per write transaction"},
+    {"batch-size", 0, OPT_INT, "256", true, "N",
+     "memories per embedder request; a write transaction takes --concurrency requests' worth"},
     {"api-base", 0, OPT_STRING, NULL, true, "URL", "HTTP embedders: base URL (default $OPENAI_BASE_URL / $OLLAMA_HOST)"},
     {"dimensions", 0, OPT_INT, NULL, true, "N", "openai: ask the model for N dimensions"},
     {"concurrency", 0, OPT_INT, "4", true, "N", "HTTP embedders: requests in flight"},
@@ -177,6 +178,7 @@ int cmd_reembed(const global_ctx *g, int argc, char **argv)
         .eopt = {.api_base = opts_str(&o, "api-base"),
                  .dimensions = opts_isset(&o, "dimensions") ? (int) opts_int(&o, "dimensions") : 0,
                  .concurrency = (int) opts_int(&o, "concurrency"),
+                 .inputs_per_request = (int) opts_int(&o, "batch-size"),
                  .max_retries = (int) opts_int(&o, "max-retries"),
                  .timeout = opts_double(&o, "timeout")},
     };

@@ -29,6 +29,7 @@ typedef struct {
                                  ollama: not sent, but the dimension responses must have.
                                  Either way the dimension is known from the start (1..16000) */
     int concurrency;          /* requests in flight per embed_batch call (default 4) */
+    int inputs_per_request;   /* at most this many inputs per request (0 or > 2,048: 2,048) */
     int max_retries;          /* retries per request (default 6; negative: none) */
     double timeout;           /* overall seconds for one embed_batch call, retries included (default 600) */
     double request_timeout;   /* seconds per HTTP request (default 120) */

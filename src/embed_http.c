@@ -366,6 +366,7 @@ struct embed_http {
     int dim;
     int dimensions;      /* the request field (OpenAI), 0 = none */
     int concurrency, max_retries;
+    size_t max_inputs;   /* inputs per request (EMBED_HTTP_MAX_INPUTS or fewer) */
     double timeout, request_timeout;
     bool truncate_long;
     uint64_t rng;
@@ -490,6 +491,9 @@ embed_http *embed_http_open(embed_http_provider provider, const char *model, con
     h->dimensions = opt->dimensions;
     h->dim = opt->dimensions;
     h->concurrency = opt->concurrency > 0 ? opt->concurrency : 4;
+    h->max_inputs = opt->inputs_per_request > 0 && opt->inputs_per_request < EMBED_HTTP_MAX_INPUTS
+                        ? (size_t)opt->inputs_per_request
+                        : EMBED_HTTP_MAX_INPUTS;
     h->max_retries = opt->max_retries > 0 ? opt->max_retries : opt->max_retries < 0 ? 0 : 6;
     h->timeout = opt->timeout > 0 ? opt->timeout : 600;
     h->request_timeout = opt->request_timeout > 0 ? opt->request_timeout : 120;
@@ -811,7 +815,7 @@ static bool http_run(embed_http *h, const http_sendlist *sl, size_t n_in, float 
 {
     size_t nreq = 0;
     for (size_t at = 0; at < sl->n; nreq++)
-        at += embed_http_next_request(sl->tokens + at, sl->n - at, EMBED_HTTP_MAX_INPUTS,
+        at += embed_http_next_request(sl->tokens + at, sl->n - at, h->max_inputs,
                                       EMBED_HTTP_MAX_REQUEST_TOKENS);
     if (nreq == 0)
         return true;
@@ -823,7 +827,7 @@ static bool http_run(embed_http *h, const http_sendlist *sl, size_t n_in, float 
     size_t at = 0;
     for (size_t i = 0; i < nreq; i++) {
         reqs[i].first = at;
-        reqs[i].count = embed_http_next_request(sl->tokens + at, sl->n - at, EMBED_HTTP_MAX_INPUTS,
+        reqs[i].count = embed_http_next_request(sl->tokens + at, sl->n - at, h->max_inputs,
                                                 EMBED_HTTP_MAX_REQUEST_TOKENS);
         at += reqs[i].count;
     }

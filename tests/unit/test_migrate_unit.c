@@ -205,14 +205,16 @@ Test(migrate_load, embedded_set)
     load_outcome o = load_dir(NULL, &set);
     cr_assert(o.ok, "%s", o.log);
     cr_expect_str_eq(set.origin, "embedded");
-    cr_assert_eq(set.n, 2);
+    cr_assert_eq(set.n, 3);
     cr_expect_eq(set.items[0].version, 1);
     cr_expect_str_eq(set.items[0].name, "init");
     cr_expect_str_eq(set.items[0].up_file, "embedded/0001_init.up.sql");
     cr_expect_str_eq(set.items[0].down_file, "embedded/0001_init.down.sql");
     cr_expect_eq(set.items[1].version, 2);
     cr_expect_str_eq(set.items[1].name, "hnsw");
-    for (int i = 0; i < 2; i++) {
+    cr_expect_eq(set.items[2].version, 3);
+    cr_expect_str_eq(set.items[2].name, "reembed");
+    for (int i = 0; i < 3; i++) {
         const migration *m = &set.items[i];
         cr_expect_not_null(m->up_sql);
         cr_expect_not_null(m->down_sql);
