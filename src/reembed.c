@@ -26,7 +26,6 @@ typedef struct {
     const reembed_request *req;
     reembed_result *res;
     embedder *emb;
-    embed_stats stats0;          /* counters before this run's first batch */
     bool have_state;             /* pgmemctl_reembed_state has a row */
     char state_phase[16];
     char state_last_id[40];
@@ -766,15 +765,30 @@ static bool open_embedder(rstate *s)
         finish(s, REEMBED_REFUSED, "model %s: %s", spec, err);
         return false;
     }
-    if (embed_dimension(s->emb) == 0 && !s->req->dry_run && !embed_probe(s->emb, err, sizeof err)) {
+    bool probed = embed_dimension(s->emb) == 0 && !s->req->dry_run;
+    if (probed && !embed_probe(s->emb, err, sizeof err)) {
         finish(s, REEMBED_FAILED, "could not learn the dimension of %s: %s", spec, err);
         return false;
+    }
+    /* An HTTP embedder answers one request before anything is written, so a wrong key, URL or
+     * model stops the run with the schema untouched (the probe already did when it ran). */
+    if (embed_is_http(s->emb) && !s->req->dry_run && !probed) {
+        static const char text[] = "pgmemctl dimension probe";
+        const char *texts[] = {text};
+        size_t lens[] = {sizeof text - 1};
+        unsigned char st[1];
+        float *v = malloc((size_t) embed_dimension(s->emb) * sizeof *v);
+        bool ok = v && embed_batch_status(s->emb, texts, lens, 1, v, st, err, sizeof err);
+        free(v);
+        if (!ok) {
+            finish(s, REEMBED_FAILED, "%s does not answer: %s", spec, err[0] ? err : "out of memory");
+            return false;
+        }
     }
     snprintf(p->new_model.name, sizeof p->new_model.name, "%s", embed_model_name(s->emb));
     p->new_model.dimension = embed_dimension(s->emb);
     snprintf(p->new_model.hash, sizeof p->new_model.hash, "%s", embed_model_hash(s->emb));
     p->new_model.present = true;
-    embed_get_stats(s->emb, &s->stats0);
     return true;
 }
 
@@ -879,12 +893,7 @@ void reembed_run(pg_conn *c, const reembed_request *req, reembed_result *res)
             pg_advisory_unlock(c, REEMBED_LOCK_KEY);
     }
     if (s.emb) {
-        embed_stats now;
-        embed_get_stats(s.emb, &now);
-        res->stats.requests = now.requests - s.stats0.requests;
-        res->stats.retries = now.retries - s.stats0.retries;
-        res->stats.inputs = now.inputs - s.stats0.inputs;
-        res->stats.tokens_estimated = now.tokens_estimated - s.stats0.tokens_estimated;
+        embed_get_stats(s.emb, &res->stats); /* the probe and check request included */
     }
     embed_close(s.emb);
     for (int i = 0; i < s.nrejected; i++)
