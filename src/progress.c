@@ -10,6 +10,7 @@
 
 struct progress {
     char label[64];
+    char detail[128];    /* appended to every line, e.g. "12 requests, 1 retry" */
     const char *unit;
     int64_t total, done;
     double start, last_draw, interval;
@@ -46,19 +47,22 @@ static void draw(progress *p, bool final)
         memset(bar + fill, '.', (size_t) (25 - fill));
         bar[25] = '\0';
         if (p->total > 0)
-            fprintf(stderr, "\r\033[K%s [%s] %3d%% %lld/%lld %s, %.0f %s/s%s", p->label, bar, pct,
-                    (long long) p->done, (long long) p->total, p->unit, rate, p->unit, eta);
+            fprintf(stderr, "\r\033[K%s [%s] %3d%% %lld/%lld %s, %.0f %s/s%s%s%s", p->label, bar, pct,
+                    (long long) p->done, (long long) p->total, p->unit, rate, p->unit, eta, p->detail[0] ? ", " : "",
+                    p->detail);
         else
-            fprintf(stderr, "\r\033[K%s %lld %s, %.0f %s/s", p->label, (long long) p->done, p->unit, rate, p->unit);
+            fprintf(stderr, "\r\033[K%s %lld %s, %.0f %s/s%s%s", p->label, (long long) p->done, p->unit, rate, p->unit,
+                    p->detail[0] ? ", " : "", p->detail);
     } else {
         if (p->tty)
             fputs("\r\033[K", stderr);
         if (p->total > 0 && !final)
-            fprintf(stderr, "%s: %lld/%lld %s (%.0f%%), %.0f %s/s%s\n", p->label, (long long) p->done,
-                    (long long) p->total, p->unit, 100.0 * (double) p->done / (double) p->total, rate, p->unit, eta);
+            fprintf(stderr, "%s: %lld/%lld %s (%.0f%%), %.0f %s/s%s%s%s\n", p->label, (long long) p->done,
+                    (long long) p->total, p->unit, 100.0 * (double) p->done / (double) p->total, rate, p->unit, eta,
+                    p->detail[0] ? ", " : "", p->detail);
         else
-            fprintf(stderr, "%s: %lld %s in %.2fs, %.0f %s/s%s\n", p->label, (long long) p->done, p->unit, el, rate,
-                    p->unit, final ? ", done" : "");
+            fprintf(stderr, "%s: %lld %s in %.2fs, %.0f %s/s%s%s%s\n", p->label, (long long) p->done, p->unit, el,
+                    rate, p->unit, p->detail[0] ? ", " : "", p->detail, final ? ", done" : "");
     }
     fflush(stderr);
     p->last_draw = progress_now();
@@ -92,6 +96,12 @@ void progress_update(progress *p, int64_t done)
     p->done = done;
     if (progress_now() - p->last_draw >= p->interval)
         draw(p, false);
+}
+
+void progress_detail(progress *p, const char *detail)
+{
+    if (p)
+        snprintf(p->detail, sizeof p->detail, "%s", detail ? detail : "");
 }
 
 void progress_finish(progress *p)

@@ -16,6 +16,10 @@ progress *progress_start(const char *label, int64_t total, const char *unit);
  * times a second on a terminal, every PGMEMCTL_PROGRESS_INTERVAL seconds (default 5) else. */
 void progress_update(progress *p, int64_t done);
 
+/* Sets a short text shown after the counts on every later line (copied; NULL or "" for none),
+ * e.g. "12 requests in flight, 1 retry". */
+void progress_detail(progress *p, const char *detail);
+
 /* Prints the final line (count, rate, elapsed) and frees p. */
 void progress_finish(progress *p);
 

@@ -33,6 +33,7 @@ typedef struct {
     int nrejected, caprejected;
     progress *prog;
     int64_t done;                /* rows handled (for progress) */
+    embed_stats joined_stats;    /* the embedder's counters after the last finished batch */
     pgbuf buf;
 } rstate;
 
@@ -427,6 +428,8 @@ static bool join_embed(rstate *s, batch *b)
         return false;
     pthread_join(b->thread, NULL);
     b->started = false;
+    /* the counters are read only while no embedding thread runs */
+    embed_get_stats(s->emb, &s->joined_stats);
     s->res->seconds_embed += b->seconds;
     if (!b->ok) {
         finish(s, REEMBED_FAILED, "the embedder failed: %s", b->err);
@@ -484,6 +487,13 @@ static bool backfill_pass(rstate *s, int64_t *seen)
             snprintf(s->state_last_id, sizeof s->state_last_id, "%s", last);
             *seen += cur->n;
             s->done += cur->n;
+            if (embed_is_http(s->emb)) {
+                const embed_stats st = s->joined_stats;
+                char detail[128];
+                snprintf(detail, sizeof detail, "%d requests in flight, %lld sent, %lld retries",
+                         next ? s->req->eopt.concurrency : 0, st.requests, st.retries);
+                progress_detail(s->prog, detail);
+            }
             progress_update(s->prog, s->done);
         }
         batch_free(cur);
