@@ -30,6 +30,9 @@ CREATE TABLE pgmemctl_reembed_state (
     old_dimension integer,
     phase         text NOT NULL DEFAULT 'backfill' CHECK (phase IN ('backfill', 'index', 'swap')),
     last_id       uuid,               -- in-place: the keyset position of the last committed batch
+    index_opclass text,               -- in-place: the dropped HNSW index's opclass, m and
+    index_m       integer,            -- ef_construction, to rebuild it the same way after a resume
+    index_ef_construction integer,
     rows_done     bigint NOT NULL DEFAULT 0,
     started_at    timestamptz NOT NULL DEFAULT now(),
     updated_at    timestamptz NOT NULL DEFAULT now()

@@ -5,6 +5,7 @@
 #include "reembed.h"
 #include "report.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,7 +139,7 @@ static cJSON *render(const pg_conn *c, const reembed_request *req, const reembed
     report_add_seconds(s, "index_build", res->seconds_index);
     report_add_seconds(s, "swap", res->seconds_swap);
     if (res->recall_at_10 >= 0) {
-        cJSON_AddNumberToObject(doc, "recall_at_10", res->recall_at_10);
+        cJSON_AddNumberToObject(doc, "recall_at_10", round(res->recall_at_10 * 1000.0) / 1000.0);
         report_add_int(doc, "recall_queries", res->recall_queries);
     }
     cJSON_AddBoolToObject(doc, "index_built", res->index_built);
@@ -179,7 +180,8 @@ int cmd_reembed(const global_ctx *g, int argc, char **argv)
                  .dimensions = opts_isset(&o, "dimensions") ? (int) opts_int(&o, "dimensions") : 0,
                  .concurrency = (int) opts_int(&o, "concurrency"),
                  .inputs_per_request = (int) opts_int(&o, "batch-size"),
-                 .max_retries = (int) opts_int(&o, "max-retries"),
+                 /* the embedder reads 0 as "default" and < 0 as "none" */
+                 .max_retries = opts_int(&o, "max-retries") == 0 ? -1 : (int) opts_int(&o, "max-retries"),
                  .timeout = opts_double(&o, "timeout")},
     };
     const char *mode = opts_str(&o, "mode"), *longin = opts_str(&o, "on-long-input");
@@ -202,13 +204,14 @@ int cmd_reembed(const global_ctx *g, int argc, char **argv)
         goto done;
     }
     if (req.batch_size < 1 || req.batch_size > 100000 || req.recall_sample < 1 || req.min_recall < 0 ||
-        req.min_recall > 1 || req.eopt.concurrency < 1 || req.eopt.max_retries < 0 || req.eopt.timeout <= 0 ||
+        req.min_recall > 1 || req.eopt.concurrency < 1 || opts_int(&o, "max-retries") < 0 || req.eopt.timeout <= 0 ||
         req.eopt.dimensions < 0) {
         log_error("reembed: out of range: --batch-size 1..100000, --recall-sample >= 1, --min-recall 0..1,"
                   " --concurrency >= 1, --max-retries >= 0, --timeout > 0, --dimensions >= 1");
         goto done;
     }
-    if (opts_bool(&o, "abort") && (req.model || req.only_missing || req.dry_run)) {
+    /* a model from the config file or the environment does not conflict with --abort */
+    if (opts_bool(&o, "abort") && (opts_flag_given(&o, "model") || req.only_missing || req.dry_run)) {
         log_error("reembed: --abort goes alone");
         goto done;
     }

@@ -224,6 +224,11 @@ static const opt_value *lookup(const opts *o, const char *name)
 }
 
 bool opts_isset(const opts *o, const char *name) { return lookup(o, name)->set; }
+bool opts_flag_given(const opts *o, const char *name)
+{
+    const opt_value *v = lookup(o, name);
+    return v->set && v->source && !strcmp(v->source, "flag");
+}
 bool opts_bool(const opts *o, const char *name) { return lookup(o, name)->set && lookup(o, name)->b; }
 int64_t opts_int(const opts *o, const char *name) { return lookup(o, name)->i; }
 double opts_double(const opts *o, const char *name) { return lookup(o, name)->d; }

@@ -55,6 +55,8 @@ void opts_free(opts *o);
 
 /* Typed access by long name; the name must be one of the specs (abort otherwise: a bug). */
 bool opts_isset(const opts *o, const char *name);
+/* True when the option was given on the command line (not from the environment, config or default). */
+bool opts_flag_given(const opts *o, const char *name);
 bool opts_bool(const opts *o, const char *name);
 int64_t opts_int(const opts *o, const char *name);
 double opts_double(const opts *o, const char *name);

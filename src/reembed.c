@@ -305,6 +305,9 @@ static bool write_batch(rstate *s, const pg_result *r, const float *vec, const u
         }
         updated = pg_cmd_tuples(u);
         pg_clear(u);
+        if (s->req->mode == REEMBED_IN_PLACE && !s->req->only_missing)
+            for (int i = 0; i < n; i++)
+                updated -= status[i] != EMBED_OK;
     }
     if (s->have_state) {
         char nrows[32];
@@ -608,11 +611,22 @@ static bool shadow_swap(rstate *s)
         double t0 = progress_now();
         char *rej = rejected_array(s);
         int64_t left = -1;
-        bool ok = pg_begin(s->c) && pg_run(s->c, "SET LOCAL lock_timeout = '30s'", 0, NULL) &&
-                  pg_run(s->c, "LOCK TABLE memories IN ACCESS EXCLUSIVE MODE", 0, NULL) &&
-                  pg_query_int64(s->c,
-                                 "SELECT count(*) FROM memories WHERE embedding_next IS NULL AND NOT (id = ANY ($1::uuid[]))",
-                                 1, (const char *[]){rej ? rej : "{}"}, &left);
+        /* A waiting ACCESS EXCLUSIVE request queues every reader behind it: wait briefly, and try
+         * again later rather than stall searches behind a long query. */
+        bool locked = pg_begin(s->c) && pg_run(s->c, "SET LOCAL lock_timeout = '2s'", 0, NULL) &&
+                      pg_run(s->c, "LOCK TABLE memories IN ACCESS EXCLUSIVE MODE", 0, NULL);
+        if (!locked && !strcmp(pg_sqlstate(s->c), "55P03")) {
+            free(rej);
+            pg_rollback(s->c);
+            log_info("reembed: memories is busy (lock_timeout 2 s): trying the swap again");
+            struct timespec ts = {1, 0};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        bool ok = locked && pg_query_int64(s->c,
+                                           "SELECT count(*) FROM (SELECT 1 FROM memories WHERE embedding_next IS NULL"
+                                           " AND NOT (id = ANY ($1::uuid[])) LIMIT 1) t",
+                                           1, (const char *[]){rej ? rej : "{}"}, &left);
         free(rej);
         if (!ok) {
             fail_sql(s, "locking memories for the swap");
@@ -621,8 +635,7 @@ static bool shadow_swap(rstate *s)
         }
         if (left > 0) {
             pg_rollback(s->c);
-            log_info("reembed: %lld memories changed during the index build: embedding them before the swap",
-                     (long long) left);
+            log_info("reembed: memories changed during the index build: embedding them before the swap");
             if (!backfill(s))
                 return false;
             continue;
@@ -667,15 +680,15 @@ static void run_shadow(rstate *s)
                " (ALTER TABLE memories DROP COLUMN embedding_old)");
         return;
     }
+    reembed_index_info ix;
+    if (!err && !reembed_index_params(s->c, &ix, s->res->message, sizeof s->res->message)) {
+        s->res->outcome = REEMBED_REFUSED;
+        return;
+    }
     if (err || !shadow_setup(s) || !backfill(s))
         return;
     if (!pg_run(s->c, "UPDATE pgmemctl_reembed_state SET phase = 'index', updated_at = now()", 0, NULL)) {
         fail_sql(s, "recording the phase");
-        return;
-    }
-    reembed_index_info ix;
-    if (!reembed_index_params(s->c, &ix, s->res->message, sizeof s->res->message)) {
-        s->res->outcome = REEMBED_FAILED;
         return;
     }
     double t0 = progress_now();
@@ -708,17 +721,54 @@ static void run_shadow(rstate *s)
 
 /* ---- in place ---------------------------------------------------------------------------- */
 
+/* The index to rebuild: what the state recorded when an earlier run dropped it, else the
+ * current one's parameters. */
+static bool in_place_index(rstate *s, reembed_index_info *ix)
+{
+    if (!reembed_index_params(s->c, ix, s->res->message, sizeof s->res->message)) {
+        s->res->outcome = REEMBED_FAILED;
+        return false;
+    }
+    pg_result *r = pg_exec(s->c,
+                           "SELECT index_opclass, index_m, index_ef_construction FROM pgmemctl_reembed_state"
+                           " WHERE index_opclass IS NOT NULL",
+                           0, NULL);
+    if (!r) {
+        fail_sql(s, "reading pgmemctl_reembed_state");
+        return false;
+    }
+    if (pg_ntuples(r) > 0 && s->have_state) {
+        reembed_index_info saved = *ix;
+        snprintf(saved.opclass, sizeof saved.opclass, "%s", pg_value(r, 0, 0));
+        saved.m = atoi(pg_value(r, 0, 1));
+        saved.ef_construction = atoi(pg_value(r, 0, 2));
+        *ix = saved;
+        if (!reembed_index_op(ix, s->res->message, sizeof s->res->message)) {
+            s->res->outcome = REEMBED_FAILED;
+            pg_clear(r);
+            return false;
+        }
+    }
+    pg_clear(r);
+    return true;
+}
+
 static void run_in_place(rstate *s)
 {
     reembed_index_info ix;
-    if (!reembed_index_params(s->c, &ix, s->res->message, sizeof s->res->message)) {
-        s->res->outcome = REEMBED_FAILED;
+    if (!in_place_index(s, &ix))
         return;
-    }
     if (!s->have_state || !strcmp(s->state_phase, "backfill")) {
+        char m[16], ef[16];
+        snprintf(m, sizeof m, "%d", ix.m);
+        snprintf(ef, sizeof ef, "%d", ix.ef_construction);
         /* the index goes first (updating it row by row is the slow part), then the typmod, so
          * vectors of the new dimension fit */
         if (!pg_begin(s->c) || !insert_state(s, "in-place") ||
+            !pg_run(s->c,
+                    "UPDATE pgmemctl_reembed_state SET index_opclass = coalesce(index_opclass, $1),"
+                    " index_m = coalesce(index_m, $2::int), index_ef_construction = coalesce(index_ef_construction, $3::int)",
+                    3, (const char *[]){ix.opclass, m, ef}) ||
             !pg_run(s->c, "DROP INDEX IF EXISTS idx_memories_embedding_hnsw", 0, NULL) ||
             !pg_run(s->c, "ALTER TABLE memories ALTER COLUMN embedding TYPE vector", 0, NULL) || !pg_commit(s->c)) {
             if (s->res->outcome != REEMBED_FAILED)
@@ -802,10 +852,12 @@ static bool open_embedder(rstate *s)
     return true;
 }
 
+/* The same model: name and dimension equal, and the fingerprints too when the registry has one
+ * (`copy` registers a store's model by name and dimension only). a is the registry's. */
 static bool same_model(const reembed_model *a, const reembed_model *b)
 {
     return a->present && b->present && !strcmp(a->name, b->name) && a->dimension == b->dimension &&
-           !strcmp(a->hash, b->hash);
+           (!a->hash[0] || !strcmp(a->hash, b->hash));
 }
 
 static void run_locked(rstate *s)
@@ -921,10 +973,32 @@ void reembed_abort(pg_conn *c, const reembed_request *req, reembed_result *res)
     rstate s = {.c = c, .req = req, .res = res};
     int holder = 0;
     int lk = pg_advisory_lock(c, REEMBED_LOCK_KEY, req->lock_timeout, &holder);
-    if (lk <= 0) {
-        finish(&s, REEMBED_FAILED, lk < 0 ? "could not take the re-embed lock: %s"
-                                          : "another pgmemctl reembed is running on this database (pid %s)",
-               lk < 0 ? pg_errmsg(c) : "see pg_locks");
+    if (lk < 0) {
+        fail_sql(&s, "taking the re-embed lock");
+        return;
+    }
+    if (lk == 0) {
+        finish(&s, REEMBED_FAILED, "another pgmemctl reembed is running on this database (pid %d)", holder);
+        return;
+    }
+    bool found;
+    char *mode = pg_query_text(c, "SELECT mode FROM pgmemctl_reembed_state", 0, NULL, &found);
+    if (!found) {
+        if (pg_errmsg(c)[0])
+            fail_sql(&s, "reading pgmemctl_reembed_state");
+        else
+            finish(&s, REEMBED_NOTHING, "nothing to undo: no re-embed was interrupted");
+        free(mode);
+        pg_advisory_unlock(c, REEMBED_LOCK_KEY);
+        return;
+    }
+    bool in_place = !strcmp(mode, "in-place");
+    free(mode);
+    if (in_place) {
+        finish(&s, REEMBED_REFUSED,
+               "the interrupted re-embed is in-place: the old vectors are already overwritten, so it cannot be"
+               " undone; run it again to finish it");
+        pg_advisory_unlock(c, REEMBED_LOCK_KEY);
         return;
     }
     bool ok = pg_begin(c) && pg_run(c, "DROP TRIGGER IF EXISTS memories_reembed_invalidate ON memories", 0, NULL) &&

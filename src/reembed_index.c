@@ -59,6 +59,11 @@ bool reembed_index_params(pg_conn *c, reembed_index_info *ix, char *err, size_t 
         ix->ef_construction = reloption(pg_value(r, 0, 1), "ef_construction", 64);
     }
     pg_clear(r);
+    return reembed_index_op(ix, err, errlen);
+}
+
+bool reembed_index_op(reembed_index_info *ix, char *err, size_t errlen)
+{
     const char *op = operator_for(ix->opclass);
     if (!op) {
         snprintf(err, errlen, "idx_memories_embedding_hnsw uses operator class %s, which reembed does not know",

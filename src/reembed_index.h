@@ -24,6 +24,9 @@ typedef struct {
  * operator. */
 bool reembed_index_params(pg_conn *c, reembed_index_info *ix, char *err, size_t errlen);
 
+/* Sets ix->op from ix->opclass; false with err for an opclass without a known operator. */
+bool reembed_index_op(reembed_index_info *ix, char *err, size_t errlen);
+
 /* Builds `name` on memories(column) with ix's opclass and parameters, CONCURRENTLY when asked,
  * with maintenance_work_mem (e.g. "1GB"; NULL leaves it) for the session. A valid index of that
  * name is kept as is (an earlier run built it); an invalid one (a build that was interrupted) is
