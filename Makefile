@@ -32,7 +32,7 @@ UNIT_SRC := $(wildcard tests/unit/*.c)
 INT_SRC  := $(wildcard tests/integration/*.c)
 TCOMMON  := $(wildcard tests/common/*.c)
 
-.PHONY: all check check-unit check-integration demo install clean lint bench-copy bench-verify deps
+.PHONY: all check check-unit check-integration demo install clean lint bench-copy bench-verify bench-reembed deps
 
 all: bin/pgmemctl $(addprefix bin/,$(TOOLS))
 
@@ -120,6 +120,11 @@ bench-copy: deps
 bench-verify: deps
 	$(MAKE) all
 	scripts/bench-verify
+
+# The loopback embedding server is built without sanitizers here, for the HTTP half.
+bench-reembed: deps
+	$(MAKE) all build/rel/tests/embed-server
+	scripts/bench-reembed
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
