@@ -43,7 +43,9 @@ typedef struct {
     int64_t rows_to_embed;       /* still to embed (after an interrupted run: what is left) */
     int64_t tokens_estimated;    /* sum over those rows of ceil(bytes / 4) */
     int64_t requests_estimated;  /* HTTP requests (0 for builtin) */
-    double seconds_estimated;    /* builtin: measured on a sample; HTTP: 1 s per request / concurrency */
+    double seconds_estimated;    /* the longer of embedding (builtin: measured on a sample; HTTP: 1 s
+                                  * per request / concurrency) and writing (rows / 300 when the rows
+                                  * are in an HNSW index as they are written, else rows / 5,000) */
     bool resuming;               /* an interrupted run with the same target is continued */
     char backup_command[1024];   /* pg_dump … (password-free) */
 } reembed_plan;

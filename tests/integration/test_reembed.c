@@ -296,6 +296,8 @@ Test(reembed, only_missing_noop_and_dry_run)
     cJSON *j = tu_json(r.out);
     cr_assert_eq(tu_json_num(j, "rows_to_embed"), missing);
     cr_assert_gt(tu_json_num(cJSON_GetObjectItem(j, "estimate"), "tokens"), 0);
+    /* these writes go into the HNSW index: at least rows / 300 seconds */
+    cr_assert_geq(tu_json_num(cJSON_GetObjectItem(j, "estimate"), "seconds") + 0.001, (double) missing / 300.0);
     cJSON_Delete(j);
     tu_run_free(&r);
     cr_assert_eq(q_int(db, "SELECT count(*) FROM memories WHERE embedding IS NULL"), missing);
