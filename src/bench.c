@@ -20,7 +20,7 @@ static void setting(pg_conn *c, const char *name, char *buf, size_t len)
     free(v);
 }
 
-static bool read_env(pg_conn *c, bench_env *env)
+static bool read_env(pg_conn *c, bench_env *env, bool *refused)
 {
     bool found;
     char *v = pg_query_text(c, "SELECT extversion FROM pg_extension WHERE extname = 'vector'", 0, NULL, &found);
@@ -29,6 +29,7 @@ static bool read_env(pg_conn *c, bench_env *env)
             log_error("bench: reading pg_extension: %s", pg_errmsg(c));
         else
             log_error("bench: the vector extension is not installed in this database (CREATE EXTENSION vector)");
+        *refused = !pg_errmsg(c)[0];
         free(v);
         return false;
     }
@@ -191,14 +192,17 @@ static bool run_scratch(pg_conn *c, const bench_request *req, bench_result *res)
         if (req->scratch[i] > largest)
             largest = req->scratch[i];
     bench_sample *s = bench_sample_open(req->sample, &sample_rows, &dim);
-    if (!s)
+    if (!s) {
+        res->refused = true;
         return false;
+    }
     if (sample_rows < largest + req->queries) {
         log_error("bench: %s has %lld memories with an embedding; --scratch %lld and --queries %d need %lld "
                   "(the query set is held out of the stores): build a larger sample",
                   req->sample, (long long) sample_rows, (long long) largest, req->queries,
                   (long long) (largest + req->queries));
         bench_sample_close(s);
+        res->refused = true;
         return false;
     }
     bench_query_set qs = {0};
@@ -236,8 +240,10 @@ bool bench_run(pg_conn *c, const bench_request *req, bench_result *res)
         return false;
     }
     /* a target is never written: every transaction of this session is read-only from here on */
-    bool ok = (req->nscratch > 0 || pg_run(c, "SET default_transaction_read_only = on", 0, NULL)) &&
-              read_env(c, &res->env);
+    bool ok = req->nscratch > 0 || pg_run(c, "SET default_transaction_read_only = on", 0, NULL);
+    if (!ok)
+        log_error("bench: could not make the session read-only: %s", pg_errmsg(c));
+    ok = ok && read_env(c, &res->env, &res->refused);
     if (ok)
         ok = req->nscratch > 0 ? run_scratch(c, req, res) : run_target(c, req, res);
     res->seconds = bench_now() - t0;

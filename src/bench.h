@@ -58,6 +58,8 @@ typedef struct {
     bench_dist ms;
     double rows_mean;          /* rows returned per query */
     double recall;             /* recall@k against exact search; < 0 when not applicable */
+    int index_used;            /* EXPLAIN of the first query scans the HNSW index: 1 yes, 0 no
+                                  (the planner chose exact search), -1 not applicable */
     int64_t recall_hits, recall_total;
     double *samples_ms;        /* in query order; only with --raw (else NULL) */
 } bench_series;
@@ -124,6 +126,9 @@ typedef struct {
     char started_at[40];
     double seconds;
     char error[512];           /* set when the run failed */
+    bool refused;              /* failed before measuring or writing anything: the database or the
+                                  sample cannot be benchmarked (no vector extension, sample too
+                                  small or unreadable); the command exits 2 */
 } bench_result;
 
 /* Runs the benchmark on c (a connection to the target database) as req says: with scratch

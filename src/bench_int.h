@@ -14,6 +14,9 @@
  * build error, logged). Static, do not free. */
 const char *bench_sql(const char *name);
 
+/* Words in a full-text query (websearch_to_tsquery ANDs them). */
+#define BENCH_QUERY_WORDS 2
+
 /* One query of the query set. */
 typedef struct {
     char *vector;     /* pgvector text form of the query vector */

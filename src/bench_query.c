@@ -48,7 +48,7 @@ bool bench_target_queries(pg_conn *c, int n, bench_query_set *out)
     for (int i = 0; ok && i < rows; i++) {
         bench_query *q = &out->q[out->n++];
         q->vector = strdup(pg_value(r, i, 0));
-        q->text = bench_query_words(pg_value(r, i, 1), (size_t) pg_getlength(r, i, 1), 3);
+        q->text = bench_query_words(pg_value(r, i, 1), (size_t) pg_getlength(r, i, 1), BENCH_QUERY_WORDS);
         q->domains = pg_isnull(r, i, 2) ? NULL : strdup(pg_value(r, i, 2));
         ok = q->vector && q->text && (pg_isnull(r, i, 2) || q->domains);
     }
@@ -276,6 +276,34 @@ static bool timed_pass(pg_conn *c, bench_kind k, const bench_query_set *qs, cons
     return ok;
 }
 
+/* Whether the plan of kind k for query q scans the index: 1 yes, 0 no, -2 EXPLAIN failed (logged). */
+static int uses_index(pg_conn *c, bench_kind k, const bench_query *q, const bench_request *req, const char *index)
+{
+    stmt s;
+    make_stmt(&s, k, q, req);
+    size_t len = strlen(s.sql) + 32;
+    char *sql = malloc(len);
+    if (!sql) {
+        log_error("out of memory");
+        return -2;
+    }
+    snprintf(sql, len, "EXPLAIN (COSTS OFF) %s", s.sql);
+    pg_result *r = pg_exec(c, sql, s.nparams, s.params);
+    free(sql);
+    if (!r) {
+        log_error("bench: EXPLAIN of the %s query: %s", bench_kind_name(k), pg_errmsg(c));
+        return -2;
+    }
+    int used = 0;
+    for (int i = 0; i < pg_ntuples(r) && !used; i++) {
+        const char *line = pg_value(r, i, 0);
+        const char *at = strstr(line, index);
+        used = at && strstr(line, "Index") && (at[strlen(index)] == ' ' || at[strlen(index)] == '\0');
+    }
+    pg_clear(r);
+    return used;
+}
+
 static bool push_series(bench_store *st, const bench_series *s)
 {
     bench_series *grown = realloc(st->series, (size_t) (st->nseries + 1) * sizeof *grown);
@@ -315,6 +343,9 @@ bool bench_measure_series(pg_conn *c, const bench_request *req, const bench_quer
                 return false;
             }
         }
+        int first = 0;
+        while (first < qs->n && !kind_takes(k, &qs->q[first]))
+            first++;
         int passes = hnsw ? nef : 1;
         for (int e = 0; e < passes; e++) {
             int ef = hnsw ? efs[e] : 0;
@@ -322,8 +353,14 @@ bool bench_measure_series(pg_conn *c, const bench_request *req, const bench_quer
                 ids_free(&exact);
                 return false;
             }
+            int used = hnsw ? uses_index(c, k, &qs->q[first], req, st->index_name) : -1;
+            if (used == -2) {
+                ids_free(&exact);
+                return false;
+            }
             bench_series s;
             bool ok = timed_pass(c, k, qs, req, ef, bench_kind_uses_hnsw(k) ? &exact : NULL, &s);
+            s.index_used = used;
             if (ok && !push_series(st, &s)) {
                 free(s.samples_ms);
                 ok = false;
@@ -347,8 +384,8 @@ bool bench_measure_series(pg_conn *c, const bench_request *req, const bench_quer
             char recall[48] = "";
             if (s.recall >= 0)
                 snprintf(recall, sizeof recall, ", recall@%d %.3f", req->k, s.recall);
-            log_info("bench: %-13s ef_search %4d: p50 %.2f ms, p99 %.2f ms%s", bench_kind_name(k), ef, s.ms.p50,
-                     s.ms.p99, recall);
+            log_info("bench: %-13s ef_search %4d: p50 %.2f ms, p99 %.2f ms%s%s", bench_kind_name(k), ef, s.ms.p50,
+                     s.ms.p99, recall, used == 0 ? " (the planner chose exact search, not the index)" : "");
         }
         ids_free(&exact);
         if (hnsw && !set_ef(c, st->default_ef))

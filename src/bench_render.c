@@ -87,6 +87,10 @@ static cJSON *store_json(const bench_request *req, const bench_store *st)
         cJSON_AddNumberToObject(x, "queries", s->queries);
         cJSON_AddItemToObject(x, "ms", dist_json(&s->ms));
         cJSON_AddNumberToObject(x, "rows_mean", r3(s->rows_mean));
+        if (s->index_used >= 0)
+            cJSON_AddBoolToObject(x, "index_used", s->index_used == 1);
+        else
+            cJSON_AddNullToObject(x, "index_used");
         if (s->recall >= 0) {
             cJSON_AddNumberToObject(x, "recall", r3(s->recall));
             report_add_int(x, "recall_hits", s->recall_hits);
@@ -218,7 +222,7 @@ cJSON *bench_render_json(const bench_request *req, const bench_result *res)
     cJSON *doc = report_new("bench");
     if (!doc)
         return NULL;
-    cJSON_AddStringToObject(doc, "status", res->error[0] ? "failed" : "ok");
+    cJSON_AddStringToObject(doc, "status", res->refused ? "refused" : res->error[0] ? "failed" : "ok");
     if (res->error[0])
         cJSON_AddStringToObject(doc, "error", res->error);
     report_add_str(doc, "database", req->display);
@@ -326,8 +330,8 @@ void bench_render_table(const cJSON *doc, FILE *out)
         const cJSON *q = get(st, "queries");
         fprintf(out, "  %.0f queries (%s); full-text matches for %.0f%% of them\n", getnum(q, "count", 0),
                 str_or(q, "source", "?"), 100 * getnum(q, "fts_hit_rate", 0));
-        fprintf(out, "  %-14s %9s %8s %8s %8s %8s %9s %8s\n", "kind", "ef_search", "p50 ms", "p95 ms", "p99 ms",
-                "max ms", "recall@", "rows");
+        fprintf(out, "  %-14s %9s %8s %8s %8s %8s %9s %6s  %s\n", "kind", "ef_search", "p50 ms", "p95 ms", "p99 ms",
+                "max ms", "recall", "rows", "plan");
         const cJSON *s;
         cJSON_ArrayForEach(s, get(st, "latency"))
         {
@@ -337,9 +341,11 @@ void bench_render_table(const cJSON *doc, FILE *out)
                 snprintf(ef, sizeof ef, "%.0f", getnum(s, "ef_search", 0));
             if (cJSON_IsNumber(get(s, "recall")))
                 snprintf(rec, sizeof rec, "%.3f", getnum(s, "recall", 0));
-            fprintf(out, "  %-14s %9s %8.2f %8.2f %8.2f %8.2f %9s %8.1f\n", str_or(s, "kind", "?"), ef,
+            const cJSON *used = get(s, "index_used");
+            fprintf(out, "  %-14s %9s %8.2f %8.2f %8.2f %8.2f %9s %6.1f  %s\n", str_or(s, "kind", "?"), ef,
                     getnum(ms, "p50", 0), getnum(ms, "p95", 0), getnum(ms, "p99", 0), getnum(ms, "max", 0), rec,
-                    getnum(s, "rows_mean", 0));
+                    getnum(s, "rows_mean", 0),
+                    cJSON_IsBool(used) ? (cJSON_IsTrue(used) ? "hnsw" : "exact (planner)") : "-");
         }
         fprintf(out, "  (recall@%.0f against exact search with enable_indexscan = off)\n", k);
         const cJSON *tp = get(st, "throughput");

@@ -160,7 +160,7 @@ bool bench_sample_queries(bench_sample *s, int64_t offset, int n, bench_query_se
         bench_query *q = &out->q[out->n];
         const char *content = (const char *) sqlite3_column_text(st, 1);
         q->vector = vec_to_text(v, dim);
-        q->text = bench_query_words(content ? content : "", (size_t) sqlite3_column_bytes(st, 1), 3);
+        q->text = bench_query_words(content ? content : "", (size_t) sqlite3_column_bytes(st, 1), BENCH_QUERY_WORDS);
         char *tag = first_tag((const char *) sqlite3_column_text(st, 3), (size_t) sqlite3_column_bytes(st, 3));
         q->domains = tag ? array_literal(tag) : NULL;
         free(tag);

@@ -234,7 +234,7 @@ int cmd_bench(const global_ctx *g, int argc, char **argv)
     bench_result res;
     bool ok = bench_run(c, &req, &res);
     cJSON *doc = bench_render_json(&req, &res);
-    rc = ok ? EXIT_OK : EXIT_FAILURE_;
+    rc = ok ? EXIT_OK : res.refused ? EXIT_USAGE : EXIT_FAILURE_;
     if (!doc) {
         log_error("out of memory");
         rc = EXIT_FAILURE_;
