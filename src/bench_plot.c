@@ -111,13 +111,13 @@ bool bench_plot(const cJSON *doc, const char *path, const char *gnuplot_bin)
     }
     const cJSON *opt = get(doc, "options"), *started = get(doc, "started_at");
     double k = getnum(opt, "k", 10);
-    fprintf(f, "set terminal svg size 1200,520 dynamic enhanced font 'sans,11' background rgb 'white'\n");
+    fprintf(f, "set terminal svg size 1200,520 dynamic noenhanced font 'sans,11' background rgb 'white'\n");
     fprintf(f, "set output ");
     gp_quote(f, abspath);
     fprintf(f, "\nset datafile separator whitespace\nset grid\n");
     fprintf(f, "set multiplot layout 1,2 title 'pgmemctl bench %s'\n",
             cJSON_IsString(started) ? started->valuestring : "");
-    fprintf(f, "set title 'recall@%.0f against p50 latency (labels: hnsw.ef\\_search)'\n", k);
+    fprintf(f, "set title 'recall@%.0f against p50 latency (labels: hnsw.ef_search)'\n", k);
     fprintf(f, "set xlabel 'p50 latency (ms)'\nset ylabel 'recall@%.0f'\nset key bottom right\n", k);
     fprintf(f, "set yrange [*:1.02]\n");
     static const char *const kinds[] = {"vector", "hybrid", "hybrid_domain"};
@@ -146,7 +146,7 @@ bool bench_plot(const cJSON *doc, const char *path, const char *gnuplot_bin)
     }
     if (points == 0)
         fprintf(f, "NaN notitle");
-    fprintf(f, "\nset title 'hybrid search throughput (ef\\_search default)'\n");
+    fprintf(f, "\nset title 'hybrid search throughput (default hnsw.ef_search)'\n");
     fprintf(f, "set xlabel 'concurrent connections'\nset ylabel 'queries per second'\nset key top left\n");
     fprintf(f, "set yrange [0:*]\nset xtics 1\n");
     fprintf(f, "plot ");

@@ -282,8 +282,8 @@ Test(bench, target_store_is_only_read)
                 "        ARRAY['tag' || (g % 7)], CASE WHEN g % 2 = 0 THEN ARRAY['domain' || (g % 3)] ELSE '{}' END,"
                 "        (SELECT array_agg(sin(g * i + i))::vector FROM generate_series(1, 16) i)"
                 " FROM generate_series(1, 400) g;"
-                "SELECT pgmemctl_ensure_hnsw();"
-                "VACUUM ANALYZE memories;");
+                "SELECT pgmemctl_ensure_hnsw();");
+    tu_exec(db, "VACUUM ANALYZE memories");
     char *before = write_counters(db);
     char *snap = tu_catalog_snapshot(db);
     long long scans_before = tu_query_int(db, "SELECT coalesce(seq_scan, 0) + coalesce(idx_scan, 0) "
