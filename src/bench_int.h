@@ -48,7 +48,8 @@ bool bench_sample_queries(bench_sample *s, int64_t offset, int n, bench_query_se
 
 /* Creates the scratch schema pgmemctl_bench_<backend pid> (name in st->schema; leftovers of
  * earlier runs whose backend is gone are dropped first), puts it first on search_path, creates
- * memories (sql/bench_scratch.sql) with embedding vector(dim), loads the first rows memories of
+ * the store's schema there (migration 0001_init, as pgmemctl migrate does) with embedding
+ * vector(dim), loads the first rows memories of
  * the sample with binary COPY (domains = the first tag), runs VACUUM ANALYZE and, unless
  * req->no_index, builds the HNSW index with req's m, ef_construction and maintenance_work_mem,
  * watching pgvector's notice about maintenance_work_mem. Fills st's load figures. False after

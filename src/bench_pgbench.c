@@ -134,7 +134,7 @@ static bool pgbench_pass(const char *bin, const char *dir, const char *script, c
     static const char *const drop[] = {"PG", NULL};
     int rc = proc_run(argv, (const char *const *) env, drop, dir, out, 600);
     if (rc != 0) {
-        char *text = proc_read_file(out);
+        char *text = proc_read_file(out, NULL);
         const char *tail = text ? text : "";
         if (strlen(tail) > 300)
             tail += strlen(tail) - 300;

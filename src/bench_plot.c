@@ -2,6 +2,7 @@
  * (recall@k against p50 latency per ef_search, one line per kind and store; hybrid QPS against
  * concurrency, one line per store). */
 #include "bench.h"
+#include "bench_stats.h"
 #include "log.h"
 #include "proc.h"
 
@@ -13,12 +14,6 @@
 #include <unistd.h>
 
 static const cJSON *get(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
-
-static double getnum(const cJSON *o, const char *k, double dflt)
-{
-    const cJSON *x = get(o, k);
-    return cJSON_IsNumber(x) ? x->valuedouble : dflt;
-}
 
 /* s as a gnuplot single-quoted string body ('' for '). */
 static void gp_quote(FILE *f, const char *s)
@@ -35,17 +30,23 @@ static void gp_quote(FILE *f, const char *s)
 static void store_label(const cJSON *st, char *buf, size_t len)
 {
     if (cJSON_IsTrue(get(st, "scratch")))
-        snprintf(buf, len, "%.0f memories", getnum(st, "rows", 0));
+        snprintf(buf, len, "%.0f memories", bench_jnum(st, "rows", 0));
     else
-        snprintf(buf, len, "target, %.0f memories", getnum(st, "rows", 0));
+        snprintf(buf, len, "target, %.0f memories", bench_jnum(st, "rows", 0));
+}
+
+/* dir/name opened for writing, or NULL. */
+static FILE *open_data(const char *dir, const char *name)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return fopen(path, "w");
 }
 
 /* Writes dir/name with the recall points of kind in store st; returns the number of points. */
 static int write_recall(const char *dir, const char *name, const cJSON *st, const char *kind)
 {
-    char path[700];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
+    FILE *f = open_data(dir, name);
     if (!f)
         return -1;
     int n = 0;
@@ -57,8 +58,8 @@ static int write_recall(const char *dir, const char *name, const cJSON *st, cons
             continue;
         char label[32] = "exact";
         if (cJSON_IsNumber(get(s, "ef_search")))
-            snprintf(label, sizeof label, "%.0f", getnum(s, "ef_search", 0));
-        fprintf(f, "%.6f %.6f %s\n", getnum(get(s, "ms"), "p50", 0), getnum(s, "recall", 0), label);
+            snprintf(label, sizeof label, "%.0f", bench_jnum(s, "ef_search", 0));
+        fprintf(f, "%.6f %.6f %s\n", bench_jnum(get(s, "ms"), "p50", 0), bench_jnum(s, "recall", 0), label);
         n++;
     }
     return fclose(f) == 0 ? n : -1;
@@ -66,16 +67,14 @@ static int write_recall(const char *dir, const char *name, const cJSON *st, cons
 
 static int write_qps(const char *dir, const char *name, const cJSON *st)
 {
-    char path[700];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
+    FILE *f = open_data(dir, name);
     if (!f)
         return -1;
     int n = 0;
     const cJSON *s;
     cJSON_ArrayForEach(s, get(st, "throughput"))
     {
-        fprintf(f, "%.0f %.3f\n", getnum(s, "concurrency", 0), getnum(s, "qps", 0));
+        fprintf(f, "%.0f %.3f\n", bench_jnum(s, "concurrency", 0), bench_jnum(s, "qps", 0));
         n++;
     }
     return fclose(f) == 0 ? n : -1;
@@ -110,7 +109,7 @@ bool bench_plot(const cJSON *doc, const char *path, const char *gnuplot_bin)
         return false;
     }
     const cJSON *opt = get(doc, "options"), *started = get(doc, "started_at");
-    double k = getnum(opt, "k", 10);
+    double k = bench_jnum(opt, "k", 10);
     fprintf(f, "set terminal svg size 1200,520 dynamic noenhanced font 'sans,11' background rgb 'white'\n");
     fprintf(f, "set output ");
     gp_quote(f, abspath);
@@ -187,7 +186,7 @@ bool bench_plot(const cJSON *doc, const char *path, const char *gnuplot_bin)
     int rc = proc_run(argv, NULL, NULL, dir, out, 120);
     struct stat sb;
     if (rc != 0 || stat(abspath, &sb) != 0 || sb.st_size == 0) {
-        char *text = proc_read_file(out);
+        char *text = proc_read_file(out, NULL);
         log_error("bench: --plot: gnuplot failed (exit status %d)%s%s", rc, text && *text ? ": " : "",
                   text ? text : "");
         free(text);

@@ -1,6 +1,7 @@
 /* bench_render.c — pgmemctl bench's outputs: the JSON document, the design targets, and the
  * human table on stderr (read back from the JSON, so a saved run prints the same way). */
 #include "bench.h"
+#include "bench_stats.h"
 #include "report.h"
 
 #include <math.h>
@@ -141,20 +142,6 @@ static cJSON *store_json(const bench_request *req, const bench_store *st)
 
 static const cJSON *get(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
 
-static double getnum(const cJSON *o, const char *k, double dflt)
-{
-    const cJSON *x = get(o, k);
-    return cJSON_IsNumber(x) ? x->valuedouble : dflt;
-}
-
-static void label_of(const cJSON *store, char *buf, size_t len)
-{
-    if (cJSON_IsTrue(get(store, "scratch")))
-        snprintf(buf, len, "scratch %.0f", getnum(store, "rows", 0));
-    else
-        snprintf(buf, len, "target");
-}
-
 /* The series of kind at ef_search ef (ef <= 0: the one without ef_search), or NULL. */
 static const cJSON *series_of(const cJSON *store, const char *kind, double ef)
 {
@@ -162,7 +149,7 @@ static const cJSON *series_of(const cJSON *store, const char *kind, double ef)
     cJSON_ArrayForEach(s, get(store, "latency"))
     {
         const cJSON *k = get(s, "kind");
-        double e = getnum(s, "ef_search", 0);
+        double e = bench_jnum(s, "ef_search", 0);
         if (cJSON_IsString(k) && !strcmp(k->valuestring, kind) && e == (cJSON_IsObject(get(store, "index")) ? ef : 0))
             return s;
     }
@@ -192,26 +179,26 @@ cJSON *bench_targets(const cJSON *stores, int *missed)
     cJSON_ArrayForEach(st, stores)
     {
         char label[48], name[96];
-        label_of(st, label, sizeof label);
-        double ef = getnum(st, "default_ef_search", 40);
+        bench_store_label(st, label, sizeof label);
+        double ef = bench_jnum(st, "default_ef_search", 40);
         const cJSON *h = series_of(st, "hybrid", ef);
         if (h) {
             snprintf(name, sizeof name, "hybrid p50 ms (ef_search %.0f)", ef);
-            target(arr, label, name, getnum(get(h, "ms"), "p50", 0), "<", 10, missed);
+            target(arr, label, name, bench_jnum(get(h, "ms"), "p50", 0), "<", 10, missed);
             snprintf(name, sizeof name, "hybrid p99 ms (ef_search %.0f)", ef);
-            target(arr, label, name, getnum(get(h, "ms"), "p99", 0), "<", 30, missed);
+            target(arr, label, name, bench_jnum(get(h, "ms"), "p99", 0), "<", 30, missed);
         }
         static const char *const kinds[] = {"vector", "hybrid"};
         for (int i = 0; i < 2; i++) {
             const cJSON *s = series_of(st, kinds[i], ef);
             if (s && cJSON_IsNumber(get(s, "recall"))) {
                 snprintf(name, sizeof name, "%s recall@k (ef_search %.0f)", kinds[i], ef);
-                target(arr, label, name, getnum(s, "recall", 0), ">=", 0.95, missed);
+                target(arr, label, name, bench_jnum(s, "recall", 0), ">=", 0.95, missed);
             }
         }
         const cJSON *ov = get(st, "client_overhead");
         if (cJSON_IsTrue(get(ov, "ran")))
-            target(arr, label, "client overhead: pgmemctl p50 / pgbench p50", getnum(ov, "ratio", 0), "<=", 1.05,
+            target(arr, label, "client overhead: pgmemctl p50 / pgbench p50", bench_jnum(ov, "ratio", 0), "<=", 1.05,
                    missed);
     }
     return arr;
@@ -300,36 +287,36 @@ void bench_render_table(const cJSON *doc, FILE *out)
                  "hnsw.iterative_scan %s; %.0f client CPUs\n",
             str_or(env, "server_version", "?"), str_or(env, "pgvector", "?"), str_or(set, "shared_buffers", "?"),
             str_or(set, "hnsw.ef_search", "?"), str_or(set, "hnsw.iterative_scan", "n/a"),
-            getnum(env, "client_cpus", 0));
-    double k = getnum(opt, "k", 10);
+            bench_jnum(env, "client_cpus", 0));
+    double k = bench_jnum(opt, "k", 10);
     const cJSON *st;
     cJSON_ArrayForEach(st, get(doc, "stores"))
     {
         char label[48], size[32];
-        label_of(st, label, sizeof label);
+        bench_store_label(st, label, sizeof label);
         const cJSON *ix = get(st, "index");
-        fprintf(out, "\n%s: %.0f memories, %.0f dimensions", label, getnum(st, "rows", 0), getnum(st, "dimension", 0));
+        fprintf(out, "\n%s: %.0f memories, %.0f dimensions", label, bench_jnum(st, "rows", 0), bench_jnum(st, "dimension", 0));
         if (cJSON_IsObject(ix)) {
-            human_bytes(getnum(ix, "bytes", 0), size, sizeof size);
+            human_bytes(bench_jnum(ix, "bytes", 0), size, sizeof size);
             fprintf(out, ", %s (hnsw %s, m %.0f, ef_construction %.0f, %s)\n", str_or(ix, "name", "?"),
-                    str_or(ix, "opclass", "?"), getnum(ix, "m", 0), getnum(ix, "ef_construction", 0), size);
+                    str_or(ix, "opclass", "?"), bench_jnum(ix, "m", 0), bench_jnum(ix, "ef_construction", 0), size);
         } else {
             fprintf(out, ", no HNSW index (exact search)\n");
         }
         const cJSON *ld = get(st, "load");
         if (cJSON_IsObject(ld)) {
-            fprintf(out, "  load: %.0f rows in %.2f s, %.0f rows/s (binary COPY)", getnum(ld, "rows", 0),
-                    getnum(ld, "seconds", 0), getnum(ld, "rows_per_second", 0));
+            fprintf(out, "  load: %.0f rows in %.2f s, %.0f rows/s (binary COPY)", bench_jnum(ld, "rows", 0),
+                    bench_jnum(ld, "seconds", 0), bench_jnum(ld, "rows_per_second", 0));
             if (cJSON_IsNumber(get(ld, "index_build_seconds")))
                 fprintf(out, "; HNSW build %.2f s, graph %s maintenance_work_mem (%s)",
-                        getnum(ld, "index_build_seconds", 0),
+                        bench_jnum(ld, "index_build_seconds", 0),
                         cJSON_IsTrue(get(ld, "graph_fit_in_maintenance_work_mem")) ? "fit in" : "did NOT fit in",
                         str_or(ld, "maintenance_work_mem", "?"));
             fprintf(out, "\n");
         }
         const cJSON *q = get(st, "queries");
-        fprintf(out, "  %.0f queries (%s); full-text matches for %.0f%% of them\n", getnum(q, "count", 0),
-                str_or(q, "source", "?"), 100 * getnum(q, "fts_hit_rate", 0));
+        fprintf(out, "  %.0f queries (%s); full-text matches for %.0f%% of them\n", bench_jnum(q, "count", 0),
+                str_or(q, "source", "?"), 100 * bench_jnum(q, "fts_hit_rate", 0));
         fprintf(out, "  %-14s %9s %8s %8s %8s %8s %9s %6s  %s\n", "kind", "ef_search", "p50 ms", "p95 ms", "p99 ms",
                 "max ms", "recall", "rows", "plan");
         const cJSON *s;
@@ -338,27 +325,27 @@ void bench_render_table(const cJSON *doc, FILE *out)
             const cJSON *ms = get(s, "ms");
             char ef[16] = "-", rec[16] = "-";
             if (cJSON_IsNumber(get(s, "ef_search")))
-                snprintf(ef, sizeof ef, "%.0f", getnum(s, "ef_search", 0));
+                snprintf(ef, sizeof ef, "%.0f", bench_jnum(s, "ef_search", 0));
             if (cJSON_IsNumber(get(s, "recall")))
-                snprintf(rec, sizeof rec, "%.3f", getnum(s, "recall", 0));
+                snprintf(rec, sizeof rec, "%.3f", bench_jnum(s, "recall", 0));
             const cJSON *used = get(s, "index_used");
             fprintf(out, "  %-14s %9s %8.2f %8.2f %8.2f %8.2f %9s %6.1f  %s\n", str_or(s, "kind", "?"), ef,
-                    getnum(ms, "p50", 0), getnum(ms, "p95", 0), getnum(ms, "p99", 0), getnum(ms, "max", 0), rec,
-                    getnum(s, "rows_mean", 0),
+                    bench_jnum(ms, "p50", 0), bench_jnum(ms, "p95", 0), bench_jnum(ms, "p99", 0), bench_jnum(ms, "max", 0), rec,
+                    bench_jnum(s, "rows_mean", 0),
                     cJSON_IsBool(used) ? (cJSON_IsTrue(used) ? "hnsw" : "exact (planner)") : "-");
         }
         fprintf(out, "  (recall@%.0f against exact search with enable_indexscan = off)\n", k);
         const cJSON *tp = get(st, "throughput");
         if (cJSON_GetArraySize(tp) > 0) {
             fprintf(out, "  hybrid QPS:");
-            cJSON_ArrayForEach(s, tp) fprintf(out, "  %.0f at concurrency %.0f (p99 %.2f ms)", getnum(s, "qps", 0),
-                                              getnum(s, "concurrency", 0), getnum(get(s, "ms"), "p99", 0));
+            cJSON_ArrayForEach(s, tp) fprintf(out, "  %.0f at concurrency %.0f (p99 %.2f ms)", bench_jnum(s, "qps", 0),
+                                              bench_jnum(s, "concurrency", 0), bench_jnum(get(s, "ms"), "p99", 0));
             fprintf(out, "\n");
         }
         const cJSON *ov = get(st, "client_overhead");
         if (cJSON_IsTrue(get(ov, "ran")))
             fprintf(out, "  client overhead: pgmemctl p50 %.3f ms / pgbench p50 %.3f ms = %.3f\n",
-                    getnum(ov, "pgmemctl_p50_ms", 0), getnum(ov, "pgbench_p50_ms", 0), getnum(ov, "ratio", 0));
+                    bench_jnum(ov, "pgmemctl_p50_ms", 0), bench_jnum(ov, "pgbench_p50_ms", 0), bench_jnum(ov, "ratio", 0));
         else
             fprintf(out, "  client overhead: not measured (%s)\n", str_or(ov, "reason", "?"));
     }
@@ -367,6 +354,6 @@ void bench_render_table(const cJSON *doc, FILE *out)
         fprintf(out, "\ntargets:\n");
     cJSON_ArrayForEach(t, get(doc, "targets"))
         fprintf(out, "  %-6s %-14s %-46s %9.3f %-2s %-6g\n", cJSON_IsTrue(get(t, "met")) ? "met" : "MISSED",
-                str_or(t, "store", "?"), str_or(t, "name", "?"), getnum(t, "value", 0), str_or(t, "op", "?"),
-                getnum(t, "limit", 0));
+                str_or(t, "store", "?"), str_or(t, "name", "?"), bench_jnum(t, "value", 0), str_or(t, "op", "?"),
+                bench_jnum(t, "limit", 0));
 }

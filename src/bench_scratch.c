@@ -322,10 +322,14 @@ bool bench_scratch_load(pg_conn *c, const bench_request *req, bench_sample *s, i
         log_error("bench: setting search_path: %s", pg_errmsg(c));
         return false;
     }
-    const char *ddl = bench_sql("bench_scratch.sql");
+    /* the store's own schema: migration 0001 (memories with its generated full-text column and
+     * secondary indexes, and the tables around it), created in the scratch schema */
+    const char *ddl = NULL;
+    for (int i = 0; i < embedded_migrations_count; i++)
+        if (!strcmp(embedded_migrations[i].name, "0001_init.up.sql"))
+            ddl = embedded_migrations[i].data;
     if (!ddl || !pg_run_script(c, ddl)) {
-        if (ddl)
-            log_error("bench: creating the scratch store: %s", pg_errmsg(c));
+        log_error("bench: creating the scratch store: %s", ddl ? pg_errmsg(c) : "no embedded migration 0001");
         return false;
     }
     snprintf(sql, sizeof sql, "ALTER TABLE memories ALTER COLUMN embedding TYPE vector(%d)", dim);

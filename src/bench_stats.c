@@ -222,13 +222,16 @@ static bool num(const cJSON *o, const char *name, double *v)
     return true;
 }
 
-/* "scratch 1000" or "target". */
-static void store_label(const cJSON *store, char *buf, size_t len)
+double bench_jnum(const cJSON *obj, const char *name, double dflt)
 {
-    double rows = 0;
-    const cJSON *scratch = item(store, "scratch");
-    if (cJSON_IsTrue(scratch) && num(store, "rows", &rows))
-        snprintf(buf, len, "scratch %.0f", rows);
+    double v;
+    return obj && num(obj, name, &v) ? v : dflt;
+}
+
+void bench_store_label(const cJSON *store, char *buf, size_t len)
+{
+    if (cJSON_IsTrue(item(store, "scratch")))
+        snprintf(buf, len, "scratch %.0f", bench_jnum(store, "rows", 0));
     else
         snprintf(buf, len, "target");
 }
@@ -269,7 +272,7 @@ static void collect(const cJSON *doc, figures *f)
     {
         char label[48], name[96];
         double v;
-        store_label(store, label, sizeof label);
+        bench_store_label(store, label, sizeof label);
         const cJSON *load = item(store, "load");
         if (cJSON_IsObject(load)) {
             if (num(load, "rows_per_second", &v))

@@ -51,6 +51,13 @@ char *bench_query_words(const char *content, size_t len, int max_words);
 cJSON *bench_compare(const cJSON *old_doc, const cJSON *new_doc, double max_regression_pct, char *err,
                      size_t errlen);
 
+/* obj[name] as a number, or dflt when it is absent or not a number (obj may be NULL). */
+double bench_jnum(const cJSON *obj, const char *name, double dflt);
+
+/* The label of a store object of a bench document, as --compare and the targets name it:
+ * "scratch <rows>" for a scratch store, "target" for the store itself. */
+void bench_store_label(const cJSON *store, char *buf, size_t len);
+
 /* Prints a comparison made by bench_compare as an aligned table on out. */
 void bench_compare_print(const cJSON *cmp, FILE *out);
 

@@ -62,7 +62,7 @@ void cmd_bench_help(void)
 /* Reads and parses a JSON file; NULL after logging. */
 static cJSON *load_json(const char *path)
 {
-    char *text = proc_read_file(path);
+    char *text = proc_read_file(path, NULL);
     if (!text) {
         log_error("bench: cannot read %s", path);
         return NULL;

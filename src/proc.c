@@ -157,7 +157,7 @@ char *proc_find(const char *const *candidates)
     return NULL;
 }
 
-char *proc_read_file(const char *path)
+char *proc_read_file(const char *path, size_t *lenp)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -185,6 +185,8 @@ char *proc_read_file(const char *path)
         return NULL;
     }
     buf[len] = '\0';
+    if (lenp)
+        *lenp = len;
     return buf;
 }
 

@@ -4,6 +4,7 @@
 #define PGMEMCTL_PROC_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /* Runs argv[0] (searched on PATH when it has no '/') with argv (NULL-terminated), in the
  * working directory cwd (NULL: ours), stdin from /dev/null and stdout + stderr appended to the
@@ -20,8 +21,10 @@ int proc_run(const char *const *argv, const char *const *env, const char *const 
  * each bare name searched on $PATH. Returns a newly allocated path (caller frees) or NULL. */
 char *proc_find(const char *const *candidates);
 
-/* Reads a whole (small) text file; newly allocated, NULL when unreadable. */
-char *proc_read_file(const char *path);
+/* Reads a whole file into a newly allocated, NUL-terminated buffer (caller frees); *len (may
+ * be NULL) is its size in bytes, which counts any NUL bytes inside. NULL when it cannot be read
+ * (errno from fopen/fread) or memory runs out. Used for migration files, JSON and logs. */
+char *proc_read_file(const char *path, size_t *len);
 
 /* Removes a directory and the regular files directly inside it (best effort). */
 void proc_rmdir(const char *dir);
