@@ -101,6 +101,9 @@ typedef struct {
     /* queries */
     int nqueries, nqueries_domain;
     double fts_hit_rate;       /* share of queries whose full-text search matched something */
+    double exact_first_distance, exact_kth_distance; /* mean cosine distance of the exact 1st and
+                                  k-th neighbour of the vector queries: how far apart the k nearest
+                                  are (close values: a hard set for HNSW) */
     int default_ef;            /* the session's hnsw.ef_search: the headline series */
     bench_series *series;
     int nseries;

@@ -166,8 +166,11 @@ static bool set_ef(pg_conn *c, int ef)
 
 /* Exact results of kind k for every query: one READ ONLY transaction with index scans off, so
  * the vector side is a sequential scan and sort over every row. */
-static bool exact_ids(pg_conn *c, bench_kind k, const bench_query_set *qs, const bench_request *req, id_table *t)
+static bool exact_ids(pg_conn *c, bench_kind k, const bench_query_set *qs, const bench_request *req, id_table *t,
+                      bench_store *st)
 {
+    double d1 = 0, dk = 0;
+    int nd = 0;
     if (!pg_run(c, "BEGIN READ ONLY", 0, NULL) || !pg_run(c, "SET LOCAL enable_indexscan = off", 0, NULL)) {
         log_error("bench: starting the exact search: %s", pg_errmsg(c));
         pg_rollback(c);
@@ -177,7 +180,7 @@ static bool exact_ids(pg_conn *c, bench_kind k, const bench_query_set *qs, const
     for (int i = 0; ok && i < qs->n; i++) {
         if (!kind_takes(k, &qs->q[i]))
             continue;
-        stmt s;
+        stmt s = {0};
         make_stmt(&s, k, &qs->q[i], req);
         pg_result *r = pg_exec(c, s.sql, s.nparams, s.params);
         if (!r) {
@@ -186,7 +189,16 @@ static bool exact_ids(pg_conn *c, bench_kind k, const bench_query_set *qs, const
             break;
         }
         ok = ids_store(t, i, r);
+        if (k == BK_VECTOR && pg_ntuples(r) > 0 && !pg_isnull(r, 0, 1) && !pg_isnull(r, pg_ntuples(r) - 1, 1)) {
+            d1 += strtod(pg_value(r, 0, 1), NULL);
+            dk += strtod(pg_value(r, pg_ntuples(r) - 1, 1), NULL);
+            nd++;
+        }
         pg_clear(r);
+    }
+    if (ok && nd > 0) {
+        st->exact_first_distance = d1 / nd;
+        st->exact_kth_distance = dk / nd;
     }
     if (ok && !pg_commit(c)) {
         log_error("bench: ending the exact search: %s", pg_errmsg(c));
@@ -220,7 +232,7 @@ static bool timed_pass(pg_conn *c, bench_kind k, const bench_query_set *qs, cons
     for (int w = 0, i = 0; ok && w < req->warmup && eligible > 0; i = (i + 1) % qs->n) {
         if (!kind_takes(k, &qs->q[i]))
             continue;
-        stmt s;
+        stmt s = {0};
         make_stmt(&s, k, &qs->q[i], req);
         pg_result *r = pg_exec(c, s.sql, s.nparams, s.params);
         if (!r) {
@@ -234,7 +246,7 @@ static bool timed_pass(pg_conn *c, bench_kind k, const bench_query_set *qs, cons
     for (int i = 0; ok && i < qs->n; i++) {
         if (!kind_takes(k, &qs->q[i]))
             continue;
-        stmt s;
+        stmt s = {0};
         make_stmt(&s, k, &qs->q[i], req);
         double t0 = bench_now();
         pg_result *r = pg_exec(c, s.sql, s.nparams, s.params);
@@ -279,7 +291,7 @@ static bool timed_pass(pg_conn *c, bench_kind k, const bench_query_set *qs, cons
 /* Whether the plan of kind k for query q scans the index: 1 yes, 0 no, -2 EXPLAIN failed (logged). */
 static int uses_index(pg_conn *c, bench_kind k, const bench_query *q, const bench_request *req, const char *index)
 {
-    stmt s;
+    stmt s = {0};
     make_stmt(&s, k, q, req);
     size_t len = strlen(s.sql) + 32;
     char *sql = malloc(len);
@@ -338,7 +350,7 @@ bool bench_measure_series(pg_conn *c, const bench_request *req, const bench_quer
             }
             log_info("bench: %s: exact search of %d queries (enable_indexscan = off) for recall@%d",
                      bench_kind_name(k), k == BK_HYBRID_DOMAIN ? st->nqueries_domain : qs->n, req->k);
-            if (!exact_ids(c, k, qs, req, &exact)) {
+            if (!exact_ids(c, k, qs, req, &exact, st)) {
                 ids_free(&exact);
                 return false;
             }
@@ -435,7 +447,7 @@ static bool qps_level(client *cl, int n, const bench_request *req, const bench_q
     bool ok = true;
     double t0 = bench_now(), end = t0 + req->duration, last = t0;
     for (int i = 0; i < n && ok; i++) { /* the barrier: every client starts now */
-        stmt s;
+        stmt s = {0};
         cl[i].query = next++ % qs->n;
         make_stmt(&s, BK_HYBRID, &qs->q[cl[i].query], req);
         cl[i].sent_at = bench_now();
@@ -491,7 +503,7 @@ static bool qps_level(client *cl, int n, const bench_request *req, const bench_q
             }
             pg_clear(r);
             if (ok && now < end) {
-                stmt s;
+                stmt s = {0};
                 cl[i].query = next++ % qs->n;
                 make_stmt(&s, BK_HYBRID, &qs->q[cl[i].query], req);
                 cl[i].sent_at = bench_now();
@@ -550,7 +562,7 @@ bool bench_measure_qps(const bench_request *req, const bench_query_set *qs, cons
         cl[i].c = pg_connect(req->conninfo, "pgmemctl bench", 0);
         ok = cl[i].c && setup_session(cl[i].c, search_path, st->has_index ? st->default_ef : 0);
         if (ok) { /* warm the session: plan caches, the index's top pages */
-            stmt s;
+            stmt s = {0};
             make_stmt(&s, BK_HYBRID, &qs->q[i % qs->n], req);
             pg_result *r = pg_exec(cl[i].c, s.sql, s.nparams, s.params);
             if (!r)

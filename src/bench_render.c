@@ -75,6 +75,8 @@ static cJSON *store_json(const bench_request *req, const bench_store *st)
     cJSON_AddStringToObject(q, "source", st->scratch ? "sample memories held out of the store"
                                                      : "the first memories with a vector, by id");
     cJSON_AddNumberToObject(q, "fts_hit_rate", r3(st->fts_hit_rate));
+    cJSON_AddNumberToObject(q, "exact_first_distance_mean", round(st->exact_first_distance * 1e4) / 1e4);
+    cJSON_AddNumberToObject(q, "exact_kth_distance_mean", round(st->exact_kth_distance * 1e4) / 1e4);
     cJSON_AddNumberToObject(o, "default_ef_search", st->default_ef);
     cJSON *lat = cJSON_AddArrayToObject(o, "latency");
     for (int i = 0; i < st->nseries; i++) {
@@ -315,8 +317,10 @@ void bench_render_table(const cJSON *doc, FILE *out)
             fprintf(out, "\n");
         }
         const cJSON *q = get(st, "queries");
-        fprintf(out, "  %.0f queries (%s); full-text matches for %.0f%% of them\n", bench_jnum(q, "count", 0),
-                str_or(q, "source", "?"), 100 * bench_jnum(q, "fts_hit_rate", 0));
+        fprintf(out, "  %.0f queries (%s); full-text matches for %.0f%% of them; exact cosine distance of the 1st "
+                     "neighbour %.3f, of the %.0fth %.3f (means)\n",
+                bench_jnum(q, "count", 0), str_or(q, "source", "?"), 100 * bench_jnum(q, "fts_hit_rate", 0),
+                bench_jnum(q, "exact_first_distance_mean", 0), k, bench_jnum(q, "exact_kth_distance_mean", 0));
         fprintf(out, "  %-14s %9s %8s %8s %8s %8s %9s %6s  %s\n", "kind", "ef_search", "p50 ms", "p95 ms", "p99 ms",
                 "max ms", "recall", "rows", "plan");
         const cJSON *s;
@@ -338,8 +342,11 @@ void bench_render_table(const cJSON *doc, FILE *out)
         const cJSON *tp = get(st, "throughput");
         if (cJSON_GetArraySize(tp) > 0) {
             fprintf(out, "  hybrid QPS:");
-            cJSON_ArrayForEach(s, tp) fprintf(out, "  %.0f at concurrency %.0f (p99 %.2f ms)", bench_jnum(s, "qps", 0),
-                                              bench_jnum(s, "concurrency", 0), bench_jnum(get(s, "ms"), "p99", 0));
+            cJSON_ArrayForEach(s, tp)
+            {
+                fprintf(out, "  %.0f at concurrency %.0f (p99 %.2f ms)", bench_jnum(s, "qps", 0),
+                        bench_jnum(s, "concurrency", 0), bench_jnum(get(s, "ms"), "p99", 0));
+            }
             fprintf(out, "\n");
         }
         const cJSON *ov = get(st, "client_overhead");
@@ -353,7 +360,9 @@ void bench_render_table(const cJSON *doc, FILE *out)
     if (cJSON_GetArraySize(get(doc, "targets")) > 0)
         fprintf(out, "\ntargets:\n");
     cJSON_ArrayForEach(t, get(doc, "targets"))
+    {
         fprintf(out, "  %-6s %-14s %-46s %9.3f %-2s %-6g\n", cJSON_IsTrue(get(t, "met")) ? "met" : "MISSED",
                 str_or(t, "store", "?"), str_or(t, "name", "?"), bench_jnum(t, "value", 0), str_or(t, "op", "?"),
                 bench_jnum(t, "limit", 0));
+    }
 }

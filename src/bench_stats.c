@@ -425,7 +425,10 @@ void bench_compare_print(const cJSON *cmp, FILE *out)
                 item(x, "figure")->valuestring, o, n, change, cJSON_IsTrue(item(x, "regression")) ? "  REGRESSION" : "");
     }
     const cJSON *u;
-    cJSON_ArrayForEach(u, item(cmp, "unmatched")) fprintf(out, "  not compared: %s\n", u->valuestring);
+    cJSON_ArrayForEach(u, item(cmp, "unmatched"))
+    {
+        fprintf(out, "  not compared: %s\n", u->valuestring);
+    }
     double r = 0;
     num(cmp, "regressions", &r);
     const cJSON *lim = item(cmp, "max_regression_pct");

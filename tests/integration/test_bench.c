@@ -1,7 +1,8 @@
 /* test_bench.c — integration tests of `pgmemctl bench` against the sandbox cluster: scratch runs
  * of 1,000 memories from a real sample (structure and sanity of every figure, the chart read by
  * xmllint, the scratch schema dropped), exact search giving recall 1, read-only behaviour on a
- * target store (pg_stat_user_tables write counters and the catalog unchanged), --compare on
+ * target store (pg_stat_user_tables write counters and the catalog unchanged, connected with a
+ * password that is never printed), --compare on
  * two files, and usage errors. Timings are never asserted beyond their sanity (p50 <= p99,
  * QPS > 0): the machine is shared. */
 #include <criterion/criterion.h>
@@ -18,6 +19,7 @@
 TestSuite(bench, .fini = tu_leak_check, .timeout = 600);
 
 #define QUERIES 40
+#define SECRET "sandbox-secret-pw" /* scripts/pg-sandbox's role pgmemctl_pw */
 #define QUERIES_S "40"
 
 static void expect_status(const tu_run_result *r, int want, const char *what)
@@ -288,10 +290,22 @@ Test(bench, target_store_is_only_read)
     char *snap = tu_catalog_snapshot(db);
     long long scans_before = tu_query_int(db, "SELECT coalesce(seq_scan, 0) + coalesce(idx_scan, 0) "
                                               "FROM pg_stat_user_tables WHERE relname = 'memories'");
-    tu_run_result r = tu_run((const char *const[]){"pgmemctl", "-d", db, "bench", "--queries", "30", "--warmup", "2",
-                                                   "--ef-search", "40", "--concurrency", "1,2", "--duration", "0.3",
+    /* as the role with a password (over TCP, scram): pgbench and the extra connections must get it
+     * without it ever being printed, -v included */
+    char *host = tu_test_host(), *port = tu_test_port(), *dbname = tu_db_name(db);
+    char *pwuri = tu_printf(strchr(host, ':') ? "postgresql://pgmemctl_pw:" SECRET "@[%s]:%s/%s"
+                                              : "postgresql://pgmemctl_pw:" SECRET "@%s:%s/%s",
+                            host, port, dbname);
+    tu_run_result r = tu_run((const char *const[]){"pgmemctl", "-v", "-d", pwuri, "bench", "--queries", "30", "--warmup",
+                                                   "2", "--ef-search", "40", "--concurrency", "1,2", "--duration", "0.3",
                                                    NULL});
     expect_status(&r, 0, "bench on the target");
+    cr_assert_not(tu_contains(r.out, SECRET), "the password appears on stdout");
+    cr_assert_not(tu_contains(r.err, SECRET), "the password appears on stderr");
+    free(host);
+    free(port);
+    free(dbname);
+    free(pwuri);
     cJSON *doc = tu_json(r.out);
     cr_assert_str_eq(tu_json_str(get(doc, "options"), "mode"), "target");
     const cJSON *st = cJSON_GetArrayItem(tu_json_array(doc, "stores"), 0);
