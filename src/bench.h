@@ -101,6 +101,8 @@ typedef struct {
     /* queries */
     int nqueries, nqueries_domain;
     double fts_hit_rate;       /* share of queries whose full-text search matched something */
+    double fts_matches_mean;   /* memories a full-text query matches (all of them get ranked) */
+    int64_t fts_matches_max;
     double exact_first_distance, exact_kth_distance; /* mean cosine distance of the exact 1st and
                                   k-th neighbour of the vector queries: how far apart the k nearest
                                   are (close values: a hard set for HNSW) */

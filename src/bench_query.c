@@ -382,16 +382,26 @@ bool bench_measure_series(pg_conn *c, const bench_request *req, const bench_quer
                 return false;
             }
             if (k == BK_FTS) {
-                /* share of queries with a full-text match: rows_mean alone hides empty answers */
+                /* how many memories each full-text query matches: every match is ranked (the
+                 * cost of fts and of the hybrid's fts side), and rows_mean alone hides empty answers */
                 int hits = 0;
+                double matched = 0;
                 for (int i = 0; i < qs->n; i++) {
                     const char *params[] = {qs->q[i].text};
-                    pg_result *r = pg_exec(c, "SELECT 1 FROM memories WHERE search_vec @@ "
-                                              "websearch_to_tsquery('english', $1) LIMIT 1", 1, params);
-                    hits += r && pg_ntuples(r) > 0;
-                    pg_clear(r);
+                    int64_t n = 0;
+                    if (!pg_query_int64(c, "SELECT count(*) FROM memories WHERE search_vec @@ "
+                                           "websearch_to_tsquery('english', $1)", 1, params, &n)) {
+                        log_error("bench: counting full-text matches: %s", pg_errmsg(c));
+                        ids_free(&exact);
+                        return false;
+                    }
+                    hits += n > 0;
+                    matched += (double) n;
+                    if (n > st->fts_matches_max)
+                        st->fts_matches_max = n;
                 }
                 st->fts_hit_rate = qs->n ? (double) hits / qs->n : 0;
+                st->fts_matches_mean = qs->n ? matched / qs->n : 0;
             }
             char recall[48] = "";
             if (s.recall >= 0)

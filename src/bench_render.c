@@ -75,6 +75,8 @@ static cJSON *store_json(const bench_request *req, const bench_store *st)
     cJSON_AddStringToObject(q, "source", st->scratch ? "sample memories held out of the store"
                                                      : "the first memories with a vector, by id");
     cJSON_AddNumberToObject(q, "fts_hit_rate", r3(st->fts_hit_rate));
+    cJSON_AddNumberToObject(q, "fts_matches_mean", round(st->fts_matches_mean * 10) / 10);
+    report_add_int(q, "fts_matches_max", st->fts_matches_max);
     cJSON_AddNumberToObject(q, "exact_first_distance_mean", round(st->exact_first_distance * 1e4) / 1e4);
     cJSON_AddNumberToObject(q, "exact_kth_distance_mean", round(st->exact_kth_distance * 1e4) / 1e4);
     cJSON_AddNumberToObject(o, "default_ef_search", st->default_ef);
@@ -317,9 +319,11 @@ void bench_render_table(const cJSON *doc, FILE *out)
             fprintf(out, "\n");
         }
         const cJSON *q = get(st, "queries");
-        fprintf(out, "  %.0f queries (%s); full-text matches for %.0f%% of them; exact cosine distance of the 1st "
-                     "neighbour %.3f, of the %.0fth %.3f (means)\n",
-                bench_jnum(q, "count", 0), str_or(q, "source", "?"), 100 * bench_jnum(q, "fts_hit_rate", 0),
+        fprintf(out, "  %.0f queries (%s)\n", bench_jnum(q, "count", 0), str_or(q, "source", "?"));
+        fprintf(out, "  full text: %.0f%% of the queries match, %.0f memories on average (at most %.0f), all ranked\n",
+                100 * bench_jnum(q, "fts_hit_rate", 0), bench_jnum(q, "fts_matches_mean", 0),
+                bench_jnum(q, "fts_matches_max", 0));
+        fprintf(out, "  vectors: exact cosine distance of the 1st neighbour %.3f, of the %.0fth %.3f (means)\n",
                 bench_jnum(q, "exact_first_distance_mean", 0), k, bench_jnum(q, "exact_kth_distance_mean", 0));
         fprintf(out, "  %-14s %9s %8s %8s %8s %8s %9s %6s  %s\n", "kind", "ef_search", "p50 ms", "p95 ms", "p99 ms",
                 "max ms", "recall", "rows", "plan");
