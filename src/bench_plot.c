@@ -120,6 +120,8 @@ bool bench_plot(const cJSON *doc, const char *path, const char *gnuplot_bin)
     fprintf(f, "set xlabel 'p50 latency (ms)'\nset ylabel 'recall@%.0f'\nset key bottom right\n", k);
     fprintf(f, "set yrange [*:1.02]\n");
     static const char *const kinds[] = {"vector", "hybrid", "hybrid_domain"};
+    static const char *const colors[] = {"#d62728", "#1f77b4", "#2ca02c"};
+    static const int pt[] = {7, 5, 9, 13};
     int n = 0, points = 0, si = 0;
     bool ok = true;
     const cJSON *st;
@@ -137,9 +139,10 @@ bool bench_plot(const cJSON *doc, const char *path, const char *gnuplot_bin)
             if (got <= 0)
                 continue;
             points += got;
-            fprintf(f, "%s'%s' using 1:2 with linespoints pt 7 title '%s, %s', '%s' using 1:2:3 with labels "
-                       "offset char 1,0.6 font ',9' notitle",
-                    n++ ? ", \\\n     " : "", name, kinds[i], label, name);
+            /* a colour per kind, a dash and point type per store */
+            fprintf(f, "%s'%s' using 1:2 with linespoints lc rgb '%s' dt %d pt %d title '%s, %s', '%s' using 1:2:3 "
+                       "with labels offset char 1,0.6 font ',9' notitle",
+                    n++ ? ", \\\n     " : "", name, colors[i], si % 5 + 1, pt[si % 4], kinds[i], label, name);
         }
         si++;
     }
@@ -163,7 +166,8 @@ bool bench_plot(const cJSON *doc, const char *path, const char *gnuplot_bin)
         if (got <= 0)
             continue;
         qpoints += got;
-        fprintf(f, "%s'%s' using 1:2 with linespoints pt 7 title '%s'", n++ ? ", " : "", name, label);
+        fprintf(f, "%s'%s' using 1:2 with linespoints lc rgb '#1f77b4' dt %d pt %d title '%s'", n++ ? ", " : "",
+                name, (si - 1) % 5 + 1, pt[(si - 1) % 4], label);
     }
     if (qpoints == 0)
         fprintf(f, "NaN notitle");
