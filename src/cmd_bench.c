@@ -148,7 +148,9 @@ int cmd_bench(const global_ctx *g, int argc, char **argv)
     cJSON *old_doc = NULL;
     char *gnuplot = NULL;
     double max_reg = opts_isset(&o, "max-regression") ? opts_double(&o, "max-regression") : -1;
-    if (opts_isset(&o, "max-regression") && (max_reg < 0 || !opts_str(&o, "compare"))) {
+    /* from the config file or the environment it is a default for runs with --compare */
+    if ((opts_isset(&o, "max-regression") && max_reg < 0) ||
+        (opts_flag_given(&o, "max-regression") && !opts_str(&o, "compare"))) {
         log_error("bench: --max-regression needs --compare and a percentage >= 0");
         goto done;
     }
