@@ -54,7 +54,7 @@ void cmd_bench_help(void)
            "from a sample file, measures them and drops them. JSON on stdout, a table on stderr.\n"
            "\n"
            "Exit codes: 0 done, 3 done but --check-targets or --max-regression found a miss, 1 failed,\n"
-           "2 usage error.\n\noptions:\n");
+           "2 usage error or refused before measuring (no vector extension, sample too small).\n\noptions:\n");
     opts_print_help(cmd_bench_specs, opts_count(cmd_bench_specs));
     printf("\nSee pgmemctl-bench(1).\n");
 }
