@@ -24,15 +24,17 @@ else
 endif
 
 LIB_SRC  := $(filter-out src/main.c,$(wildcard src/*.c))
-LIB_OBJ  := $(patsubst src/%.c,$(OUT)/obj/%.o,$(LIB_SRC)) $(OUT)/obj/migrations_gen.o $(OUT)/obj/profiles_gen.o
+LIB_OBJ  := $(patsubst src/%.c,$(OUT)/obj/%.o,$(LIB_SRC)) $(OUT)/obj/migrations_gen.o $(OUT)/obj/profiles_gen.o \
+            $(OUT)/obj/sql_gen.o
 MIG_SQL  := $(sort $(wildcard migrations/*.sql))
 PROFILES := examples/verify/memory-store.yaml
+SQL_FILES := $(sort $(wildcard sql/*.sql))
 TOOLS    := $(patsubst src/tools/%.c,%,$(wildcard src/tools/*.c))
 UNIT_SRC := $(wildcard tests/unit/*.c)
 INT_SRC  := $(wildcard tests/integration/*.c)
 TCOMMON  := $(wildcard tests/common/*.c)
 
-.PHONY: all check check-unit check-integration demo install clean lint bench-copy bench-verify bench-reembed deps
+.PHONY: all check check-unit check-integration demo install clean lint bench-copy bench-verify bench-reembed bench-search deps
 
 all: bin/pgmemctl $(addprefix bin/,$(TOOLS))
 
@@ -74,6 +76,11 @@ build/gen/migrations_gen.h: scripts/embed-files
 build/gen/profiles_gen.c: $(PROFILES) scripts/embed-files build/gen/migrations_gen.h
 	@mkdir -p $(@D)
 	scripts/embed-files --array embedded_profiles $(PROFILES) > $@.tmp && mv $@.tmp $@
+
+# bench's queries (sql/*.sql: the hybrid RRF search and the others) and its scratch schema.
+build/gen/sql_gen.c: $(SQL_FILES) scripts/embed-files build/gen/migrations_gen.h
+	@mkdir -p $(@D)
+	scripts/embed-files --array embedded_sql $(SQL_FILES) > $@.tmp && mv $@.tmp $@
 
 $(OUT)/obj/%_gen.o: build/gen/%_gen.c
 	@mkdir -p $(@D)
@@ -125,6 +132,11 @@ bench-verify: deps
 bench-reembed: deps
 	$(MAKE) all build/rel/tests/embed-server
 	scripts/bench-reembed
+
+# The search benchmark: scratch stores of 1,000 and 100,000 memories (768 dimensions).
+bench-search: deps
+	$(MAKE) all
+	scripts/bench-search
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1

@@ -40,6 +40,10 @@ int cmd_reembed(const global_ctx *g, int argc, char **argv);
 void cmd_reembed_help(void);
 extern const opt_spec cmd_reembed_specs[];
 
+int cmd_bench(const global_ctx *g, int argc, char **argv);
+void cmd_bench_help(void);
+extern const opt_spec cmd_bench_specs[];
+
 int cmd_verify(const global_ctx *g, int argc, char **argv);
 void cmd_verify_help(void);
 extern const opt_spec cmd_verify_specs[];

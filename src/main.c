@@ -19,6 +19,8 @@ static const command commands[] = {
      cmd_reembed_help, cmd_reembed_specs},
     {"verify", "check pgvector state for CI: versions, indexes, plans, migrations", cmd_verify, cmd_verify_help,
      cmd_verify_specs},
+    {"bench", "search latency, recall@k and QPS of the store (or of scratch stores)", cmd_bench, cmd_bench_help,
+     cmd_bench_specs},
 };
 #define NCOMMANDS ((int) (sizeof commands / sizeof commands[0]))
 

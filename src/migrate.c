@@ -1,5 +1,6 @@
 /* migrate.c — loading, checksumming and applying schema migrations with their tracking table. */
 #include "migrate.h"
+#include "proc.h"
 #include "log.h"
 #include "progress.h"
 #include "migrations_gen.h"
@@ -157,37 +158,6 @@ static int cmp_migration(const void *a, const void *b)
     return (x->version > y->version) - (x->version < y->version);
 }
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 8192, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (n + 1 < cap)
-            break;
-        cap *= 2;
-        char *nb = realloc(buf, cap);
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-        }
-        buf = nb;
-    }
-    bool err = ferror(f);
-    fclose(f);
-    if (!buf || err) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 bool migration_set_load(const char *dir, migration_set *out)
 {
     memset(out, 0, sizeof *out);
@@ -236,7 +206,7 @@ bool migration_set_load(const char *dir, migration_set *out)
             }
             sprintf(path, "%s/%s", dir, e->d_name);
             size_t len = 0;
-            char *sql = read_file(path, &len);
+            char *sql = proc_read_file(path, &len);
             if (!sql) {
                 log_error("%s: cannot read: %s", path, strerror(errno));
                 ok = false;

@@ -17,6 +17,11 @@ struct pg_conn {
     char *display;
     char *errmsg;
     char sqlstate[6];
+    PGresult *pending;    /* pg_poll: the first result of the query in flight */
+    bool pending_failed;  /* pg_poll: the query in flight failed (error stored) */
+    bool collect_notices; /* pg_notices_begin .. pg_notices_end */
+    char *notices;        /* collected notice texts, one per line */
+    size_t notices_len;
 };
 
 struct pg_result {
@@ -255,7 +260,7 @@ const char *pg_sqlstate(const pg_conn *c) { return c->sqlstate; }
 
 static void notice_to_log(void *arg, const char *message)
 {
-    (void) arg;
+    pg_conn *c = arg;
     char *m = strdup(message);
     if (!m)
         return;
@@ -263,6 +268,16 @@ static void notice_to_log(void *arg, const char *message)
     while (n > 0 && m[n - 1] == '\n')
         m[--n] = '\0';
     log_debug("server: %s", m);
+    if (c && c->collect_notices) {
+        char *grown = realloc(c->notices, c->notices_len + n + 2);
+        if (grown) {
+            c->notices = grown;
+            memcpy(c->notices + c->notices_len, m, n);
+            c->notices_len += n;
+            c->notices[c->notices_len++] = '\n';
+            c->notices[c->notices_len] = '\0';
+        }
+    }
     free(m);
 }
 
@@ -338,7 +353,7 @@ pg_conn *pg_connect(const char *conninfo, const char *app_name, double wait_seco
     }
     c->conn = conn;
     c->display = display;
-    PQsetNoticeProcessor(conn, notice_to_log, NULL);
+    PQsetNoticeProcessor(conn, notice_to_log, c);
     /* keep client-side encoding and time zone predictable for parsing results */
     PGresult *r = PQexec(conn, "SET client_encoding = 'UTF8'; SET TIME ZONE 'UTC'; SET DateStyle = 'ISO'");
     bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
@@ -356,8 +371,11 @@ void pg_close(pg_conn *c)
 {
     if (!c)
         return;
+    if (c->pending)
+        PQclear(c->pending);
     if (c->conn)
         PQfinish(c->conn);
+    free(c->notices);
     free(c->display);
     free(c->errmsg);
     free(c);
@@ -614,4 +632,119 @@ bool pg_advisory_unlock(pg_conn *c, int64_t key)
     snprintf(keybuf, sizeof keybuf, "%lld", (long long) key);
     const char *params[] = {keybuf};
     return pg_run(c, "SELECT pg_advisory_unlock($1::bigint)", 1, params);
+}
+
+/* ---- asynchronous queries ----------------------------------------------------------------- */
+
+bool pg_send(pg_conn *c, const char *sql, int n, const char *const *params)
+{
+    set_error(c, "", "");
+    if (c->pending)
+        PQclear(c->pending);
+    c->pending = NULL;
+    c->pending_failed = false;
+    if (!PQsendQueryParams(c->conn, sql, n, NULL, params, NULL, NULL, 0)) {
+        set_error(c, PQerrorMessage(c->conn), "");
+        return false;
+    }
+    return true;
+}
+
+int pg_socket(const pg_conn *c) { return PQsocket(c->conn); }
+
+int pg_poll(pg_conn *c, pg_result **out)
+{
+    *out = NULL;
+    if (!PQconsumeInput(c->conn)) {
+        set_error(c, PQerrorMessage(c->conn), "08006");
+        return -1;
+    }
+    while (!PQisBusy(c->conn)) {
+        PGresult *res = PQgetResult(c->conn);
+        if (!res) { /* the query is complete */
+            if (c->pending_failed || !c->pending)
+                return PQstatus(c->conn) == CONNECTION_OK ? 1 : -1;
+            pg_result *r = malloc(sizeof *r);
+            if (!r) {
+                set_error(c, "out of memory", "53200");
+                PQclear(c->pending);
+            } else {
+                r->res = c->pending;
+                *out = r;
+            }
+            c->pending = NULL;
+            return 1;
+        }
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+            if (!c->pending && !c->pending_failed)
+                c->pending = res;
+            else
+                PQclear(res);
+        } else {
+            if (!c->pending_failed)
+                set_error_from_result(c, res);
+            c->pending_failed = true;
+            if (c->pending)
+                PQclear(c->pending);
+            c->pending = NULL;
+            PQclear(res);
+        }
+    }
+    return 0;
+}
+
+/* ---- notices ------------------------------------------------------------------------------ */
+
+void pg_notices_begin(pg_conn *c)
+{
+    free(c->notices);
+    c->notices = NULL;
+    c->notices_len = 0;
+    c->collect_notices = true;
+}
+
+char *pg_notices_end(pg_conn *c)
+{
+    c->collect_notices = false;
+    char *out = c->notices;
+    c->notices = NULL;
+    c->notices_len = 0;
+    return out;
+}
+
+/* ---- a child process's connection -------------------------------------------------------- */
+
+char **pg_child_env(const pg_conn *c, int *n)
+{
+    *n = 0;
+    PQconninfoOption *opts = PQconninfo(c->conn);
+    if (!opts)
+        return NULL;
+    int cap = 1;
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+        cap++;
+    char **env = calloc((size_t) cap, sizeof *env);
+    if (!env) {
+        PQconninfoFree(opts);
+        return NULL;
+    }
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (!o->envvar || !o->val || !*o->val)
+            continue;
+        size_t len = strlen(o->envvar) + strlen(o->val) + 2;
+        char *kv = malloc(len);
+        if (!kv) {
+            for (int i = 0; i < *n; i++)
+                free(env[i]);
+            free(env);
+            PQconninfoFree(opts);
+            *n = 0;
+            return NULL;
+        }
+        snprintf(kv, len, "%s=%s", o->envvar, o->val);
+        env[(*n)++] = kv;
+    }
+    PQconninfoFree(opts);
+    return env;
 }

@@ -107,4 +107,34 @@ int pg_lib_version(void);
 /* Library-level check that a connection is idle (no transaction open). */
 bool pg_in_transaction(const pg_conn *c);
 
+/* ---- asynchronous queries: several connections driven from one thread -------------------------
+ * pg_send starts one statement with n text parameters (PQsendQueryParams) and returns at once;
+ * false (error stored in c) when it could not be sent. Then wait until pg_socket(c) is readable
+ * (poll(2)) and call pg_poll, which reads what arrived without blocking and returns:
+ *    0  the result is not complete yet (wait for the socket again);
+ *    1  complete: *out is the result (caller frees with pg_clear), or NULL when the statement
+ *       failed (error and SQLSTATE stored in c, as pg_exec does);
+ *   -1  the connection broke (error stored in c); *out is NULL.
+ * Only one statement may be in flight per connection; the connection is idle again after 1. */
+bool pg_send(pg_conn *c, const char *sql, int n, const char *const *params);
+int pg_socket(const pg_conn *c);
+int pg_poll(pg_conn *c, pg_result **out);
+
+/* ---- notices ----------------------------------------------------------------------------------
+ * Between pg_notices_begin and pg_notices_end, the text of every NOTICE/WARNING the server sends
+ * on c (primary message, as libpq formats it, e.g. "NOTICE:  hnsw graph no longer fits into
+ * maintenance_work_mem after 5000 tuples") is collected, one per line. pg_notices_end returns
+ * the collected text (newly allocated, caller frees) or NULL when none came. Notices are also
+ * logged at debug level as always. */
+void pg_notices_begin(pg_conn *c);
+char *pg_notices_end(pg_conn *c);
+
+/* The live connection's parameters (PQconninfo) as libpq environment settings "PGHOST=…",
+ * "PGPORT=…", "PGDATABASE=…", "PGUSER=…", "PGPASSWORD=…", "PGSSLMODE=…" … — only those with a
+ * value and an environment variable — so that a child program (pgbench) connects exactly as c
+ * did without a password on its command line. Returns a newly allocated array of *n newly
+ * allocated strings (free each, then the array), or NULL with *n = 0 when out of memory. The
+ * strings hold the password: never log them. */
+char **pg_child_env(const pg_conn *c, int *n);
+
 #endif
