@@ -202,8 +202,9 @@ Test(embed_http, openai_probe_learns_the_dimension)
 Test(embed_http, concurrent_requests_overlap)
 {
     /* 8 requests of 2,048 inputs, the server waiting 200 ms on each, 4 in flight: the server
-     * sees exactly 4 at once, and the batch takes about 2 × 200 ms plus the work (one at a time
-     * the waits alone would take 8 × 200 ms). Short texts keep the work small. */
+     * sees exactly 4 at once (its own count of requests in flight proves the overlap; no upper
+     * bound on the time, which a loaded machine can stretch), and the batch cannot take less
+     * than 2 × 200 ms. Short texts keep the work small. */
     tu_embed_server *s = start_server(NULL, (const char *[]){"--dim", "8", "--delay-ms", "200", NULL});
     embedder *e = open_on(s, "openai:m", (embed_options){.dimensions = 8, .concurrency = 4});
     size_t n = 8 * 2048;
@@ -223,7 +224,6 @@ Test(embed_http, concurrent_requests_overlap)
     cr_assert_eq(tu_embed_server_stat(s, "inputs"), (long long)n);
     cr_assert_eq(tu_embed_server_stat(s, "max_in_flight"), 4, "4 requests in flight, never more");
     cr_assert_geq(took, 0.4, "8 requests at 4 in flight cannot beat 2 waits: %.3f s", took);
-    cr_assert_lt(took, 1.6, "requests did not overlap: %.3f s, the 8 waits alone take 1.6 s", took);
     assert_builtin_row(out, 0, texts[0], lens[0], 8);
     assert_builtin_row(out, n - 1, texts[n - 1], lens[n - 1], 8);
     free(out);
@@ -406,14 +406,14 @@ Test(embed_http, overall_timeout_bounds_a_requested_wait)
     /* The server asks for 5 s but only 1 s is allowed overall: fail now, not in 5 s. */
     fault_run r = run_with_script("openai:m", "429 retry-after=5\n", (embed_options){.timeout = 1}, 3, 16);
     cr_assert_not(r.ok);
-    cr_assert_lt(r.seconds, 1.0, "%.3f s", r.seconds);
+    cr_assert_lt(r.seconds, 4.0, "did not fail at once: %.3f s", r.seconds);
     cr_assert(tu_contains(r.err, "a retry in 5.0 s (as the server asked) would pass the overall timeout of 1 s"),
               "%s", r.err);
 
     /* A slow server: the request is cut at the overall deadline. */
-    r = run_with_script("openai:m", "delay=3000\n", (embed_options){.timeout = 1}, 3, 16);
+    r = run_with_script("openai:m", "delay=6000\n", (embed_options){.timeout = 1}, 3, 16);
     cr_assert_not(r.ok);
-    cr_assert_lt(r.seconds, 2.0, "%.3f s", r.seconds);
+    cr_assert_lt(r.seconds, 5.0, "not cut at the deadline: %.3f s of the server's 6 s", r.seconds);
     cr_assert(tu_contains(r.err, "timeout"), "%s", r.err);
 }
 
