@@ -12,19 +12,13 @@
 
 #define PGM(uri, ...) tu_run((const char *const[]){"pgmemctl", "-d", (uri), __VA_ARGS__, NULL})
 
-void rf_expect_status(const tu_run_result *r, int want, const char *what)
-{
-    cr_assert_eq(r->status, want, "%s: exit status %d, expected %d\n--- stdout ---\n%s\n--- stderr ---\n%s", what,
-                 r->status, want, r->out, r->err);
-}
-
 /* A store of n memories embedded with builtin:hash-768 (by `reembed --mode in-place` from no
  * model at all, which is itself under test here). updated_at is set to a fixed past time. */
 char *rf_store_768(int n)
 {
     char *db = tu_fresh_db();
     tu_run_result r = PGM(db, "migrate", "up");
-    rf_expect_status(&r, 0, "migrate up");
+    tu_expect_status(&r, 0, "migrate up");
     tu_run_free(&r);
     char *sql = tu_printf("INSERT INTO memories (id, content, updated_at)"
                          " SELECT gen_random_uuid(), 'memory ' || g || ' about ' ||"
@@ -34,7 +28,7 @@ char *rf_store_768(int n)
     tu_exec(db, sql);
     free(sql);
     r = PGM(db, "reembed", "--model", "builtin:hash-768", "--mode", "in-place", "--yes");
-    rf_expect_status(&r, 0, "initial in-place embed");
+    tu_expect_status(&r, 0, "initial in-place embed");
     tu_run_free(&r);
     cr_assert_eq(tu_query_int(db, "SELECT count(*) FROM memories WHERE vector_dims(embedding) = 768"), n);
     tu_exec(db, "UPDATE memories SET updated_at = '2020-01-01 00:00:00+00'; ANALYZE memories");

@@ -6,8 +6,6 @@
 
 #include "common/testutil.h"
 
-/* Asserts a run's exit status, showing both streams when it differs. */
-void rf_expect_status(const tu_run_result *r, int want, const char *what);
 
 /* A fresh, migrated database with n memories of varied text, embedded with builtin:hash-768 by
  * `pgmemctl reembed --mode in-place` from no model (so the registry, typmod and HNSW index are

@@ -577,6 +577,12 @@ tu_run_result tu_wait(tu_proc *p)
     return r;
 }
 
+void tu_expect_status(const tu_run_result *r, int want, const char *what)
+{
+    cr_assert_eq(r->status, want, "%s: exit status %d, expected %d\n--- stdout ---\n%s\n--- stderr ---\n%s", what,
+                 r->status, want, r->out, r->err);
+}
+
 tu_run_result tu_run_env(const char *const *argv, const char *const *env_kv)
 {
     return tu_wait(tu_spawn(argv, env_kv));

@@ -65,6 +65,10 @@ tu_run_result tu_run(const char *const *argv);
  * NAME. env_kv may be NULL. */
 tu_run_result tu_run_env(const char *const *argv, const char *const *env_kv);
 
+/* Asserts a run's exit status (what: the step, for the message), showing both streams when it
+ * differs. */
+void tu_expect_status(const tu_run_result *r, int want, const char *what);
+
 /* The same in two halves, to run several processes at once: tu_spawn starts the child and
  * returns at once; tu_wait waits for it (same 120 s limit), collects its output and frees p. */
 typedef struct tu_proc tu_proc;

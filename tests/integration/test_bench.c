@@ -22,12 +22,6 @@ TestSuite(bench, .fini = tu_leak_check, .timeout = 600);
 #define SECRET "sandbox-secret-pw" /* scripts/pg-sandbox's role pgmemctl_pw */
 #define QUERIES_S "40"
 
-static void expect_status(const tu_run_result *r, int want, const char *what)
-{
-    cr_assert_eq(r->status, want, "%s: exit status %d, expected %d\n--- stdout ---\n%s\n--- stderr ---\n%s", what,
-                 r->status, want, r->out, r->err);
-}
-
 static const cJSON *get(const cJSON *o, const char *k)
 {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -94,7 +88,7 @@ Test(bench, scratch_1000_structure_recall_qps_overhead_and_chart)
                                                    "--queries", QUERIES_S, "--warmup", "3", "--ef-search", "10,40",
                                                    "--concurrency", "1,2", "--duration", "0.5", "--raw", "--plot", svg,
                                                    NULL});
-    expect_status(&r, 0, "bench --scratch 1000");
+    tu_expect_status(&r, 0, "bench --scratch 1000");
     cJSON *doc = tu_json(r.out);
     cr_assert_str_eq(tu_json_str(doc, "command"), "bench");
     cr_assert_str_eq(tu_json_str(doc, "status"), "ok");
@@ -205,7 +199,7 @@ Test(bench, scratch_1000_structure_recall_qps_overhead_and_chart)
     char *saved = tu_write_file(dir, "run.json", r.out);
     tu_run_result c = tu_run((const char *const[]){"pgmemctl", "bench", "--compare", saved, saved, "--max-regression",
                                                    "0", NULL});
-    expect_status(&c, 0, "bench --compare run.json run.json");
+    tu_expect_status(&c, 0, "bench --compare run.json run.json");
     cJSON *cmp = tu_json(c.out);
     const cJSON *figs = tu_json_array(get(cmp, "compare"), "figures");
     cr_assert_gt(cJSON_GetArraySize(figs), 20);
@@ -232,7 +226,7 @@ Test(bench, scratch_without_index_is_exact_search_with_recall_1)
     tu_run_result r = tu_run((const char *const[]){"pgmemctl", "-q", "-d", db, "bench", "--scratch", "1000",
                                                    "--sample", sample, "--no-index", "--queries", QUERIES_S, "--warmup",
                                                    "0", "--concurrency", "1", "--duration", "0.3", "--no-pgbench", NULL});
-    expect_status(&r, 0, "bench --no-index");
+    tu_expect_status(&r, 0, "bench --no-index");
     cr_assert_str_eq(r.err, "", "-q prints nothing on stderr: %s", r.err);
     cJSON *doc = tu_json(r.out);
     const cJSON *st = cJSON_GetArrayItem(tu_json_array(doc, "stores"), 0);
@@ -275,7 +269,7 @@ Test(bench, target_store_is_only_read)
 {
     char *db = tu_fresh_db();
     tu_run_result m = tu_run((const char *const[]){"pgmemctl", "-d", db, "migrate", "up", NULL});
-    expect_status(&m, 0, "migrate up");
+    tu_expect_status(&m, 0, "migrate up");
     tu_run_free(&m);
     tu_exec(db, "INSERT INTO embedding_model (name, dimension) VALUES ('builtin:hash-16', 16);"
                 "ALTER TABLE memories ALTER COLUMN embedding TYPE vector(16);"
@@ -299,7 +293,7 @@ Test(bench, target_store_is_only_read)
     tu_run_result r = tu_run((const char *const[]){"pgmemctl", "-v", "-d", pwuri, "bench", "--queries", "30", "--warmup",
                                                    "2", "--ef-search", "40", "--concurrency", "1,2", "--duration", "0.3",
                                                    NULL});
-    expect_status(&r, 0, "bench on the target");
+    tu_expect_status(&r, 0, "bench on the target");
     cr_assert_not(tu_contains(r.out, SECRET), "the password appears on stdout");
     cr_assert_not(tu_contains(r.err, SECRET), "the password appears on stderr");
     free(host);
@@ -377,7 +371,7 @@ Test(bench, compare_two_files)
     char *o = doc_text(2, 3, 100, 0.9), *n = doc_text(3, 3.3, 80, 0.9);
     char *old_path = tu_write_file(dir, "old.json", o), *new_path = tu_write_file(dir, "new.json", n);
     tu_run_result r = tu_run((const char *const[]){"pgmemctl", "bench", "--compare", old_path, new_path, NULL});
-    expect_status(&r, 0, "compare without a limit");
+    tu_expect_status(&r, 0, "compare without a limit");
     cJSON *doc = tu_json(r.out);
     const cJSON *cmp = get(doc, "compare");
     cr_assert_str_eq(tu_json_str(cmp, "old"), "2026-01-01T00:00:00Z");
@@ -399,7 +393,7 @@ Test(bench, compare_two_files)
     /* beyond 25 %: the p50 (+50 %) is a regression; QPS (-20 %) and p95 (+10 %) are not */
     r = tu_run((const char *const[]){"pgmemctl", "bench", "--compare", old_path, new_path, "--max-regression", "25",
                                      NULL});
-    expect_status(&r, 3, "compare with --max-regression 25");
+    tu_expect_status(&r, 3, "compare with --max-regression 25");
     doc = tu_json(r.out);
     cmp = get(doc, "compare");
     cr_assert_eq(tu_json_num(cmp, "regressions"), 1);
@@ -412,7 +406,7 @@ Test(bench, compare_two_files)
     /* improvements are never regressions, however large */
     r = tu_run((const char *const[]){"pgmemctl", "bench", "--compare", new_path, old_path, "--max-regression", "10",
                                      NULL});
-    expect_status(&r, 0, "the reverse comparison: every figure got better or stayed");
+    tu_expect_status(&r, 0, "the reverse comparison: every figure got better or stayed");
     doc = tu_json(r.out);
     cr_assert_eq(tu_json_num(get(doc, "compare"), "regressions"), 0);
     cr_assert_eq(tu_json_num(figure(get(doc, "compare"), "hybrid ef_search=40 p50 ms"), "change_pct"), -33.3);
@@ -422,12 +416,12 @@ Test(bench, compare_two_files)
     /* not a bench document, a missing file */
     char *other = tu_write_file(dir, "other.json", "{\"command\": \"verify\"}");
     r = tu_run((const char *const[]){"pgmemctl", "bench", "--compare", old_path, other, NULL});
-    expect_status(&r, 2, "compare with a verify document");
+    tu_expect_status(&r, 2, "compare with a verify document");
     cr_assert(tu_contains(r.err, "not the JSON of pgmemctl bench"), "%s", r.err);
     tu_run_free(&r);
     char *missing = tu_printf("%s/missing.json", dir);
     r = tu_run((const char *const[]){"pgmemctl", "bench", "--compare", missing, old_path, NULL});
-    expect_status(&r, 2, "compare with a missing file");
+    tu_expect_status(&r, 2, "compare with a missing file");
     tu_run_free(&r);
 
     free(missing);
@@ -469,7 +463,7 @@ Test(bench, usage_errors_exit_2_before_connecting)
         tu_run_result r = tu_run(argv);
         char what[128];
         snprintf(what, sizeof what, "case %zu (%s %s)", i, cases[i][0], cases[i][1] ? cases[i][1] : "");
-        expect_status(&r, 2, what);
+        tu_expect_status(&r, 2, what);
         cJSON *doc = tu_json(r.out);
         cr_assert_str_eq(tu_json_str(doc, "status"), "usage_error", "%s", what);
         cJSON_Delete(doc);
@@ -483,13 +477,13 @@ Test(bench, scratch_refused_without_the_vector_extension_and_with_a_small_sample
     char *db = tu_fresh_db();
     tu_run_result r = tu_run((const char *const[]){"pgmemctl", "-d", db, "bench", "--scratch", "100", "--sample", sample,
                                                    NULL});
-    expect_status(&r, 2, "no vector extension");
+    tu_expect_status(&r, 2, "no vector extension");
     cr_assert(tu_contains(r.err, "CREATE EXTENSION vector"), "%s", r.err);
     tu_run_free(&r);
     tu_exec(db, "CREATE EXTENSION vector");
     r = tu_run((const char *const[]){"pgmemctl", "-d", db, "bench", "--scratch", "1000", "--sample", sample, "--queries",
                                      "200", NULL});
-    expect_status(&r, 2, "sample too small for 1000 + 200");
+    tu_expect_status(&r, 2, "sample too small for 1000 + 200");
     cr_assert(tu_contains(r.err, "build a larger sample"), "%s", r.err);
     tu_run_free(&r);
     expect_no_scratch_schema(db);

@@ -30,12 +30,6 @@ TestSuite(cli, .fini = tu_leak_check, .timeout = 60);
 #define PW_SECRET "sandbox-secret-pw"
 
 /* Asserts the exit status, showing both streams when it differs. */
-static void expect_status(const tu_run_result *r, int want, const char *what)
-{
-    cr_assert_eq(r->status, want, "%s: exit status %d, expected %d\n--- stdout ---\n%s\n--- stderr ---\n%s", what,
-                 r->status, want, r->out, r->err);
-}
-
 static long long json_int(const cJSON *o, const char *name) { return (long long) tu_json_num(o, name); }
 
 static int array_size(const cJSON *o, const char *name) { return cJSON_GetArraySize(tu_json_array(o, name)); }
@@ -79,7 +73,7 @@ Test(migrate, up_applies_everything_then_nothing_to_do)
 {
     char *db = tu_fresh_db();
     tu_run_result r = PGM(db, "migrate", "up");
-    expect_status(&r, 0, "first up");
+    tu_expect_status(&r, 0, "first up");
     cJSON *j = tu_json(r.out);
     cr_expect_str_eq(tu_json_str(j, "command"), "migrate");
     cr_expect_str_eq(tu_json_str(j, "action"), "up");
@@ -120,7 +114,7 @@ Test(migrate, up_applies_everything_then_nothing_to_do)
     free(path);
 
     r = PGM(db, "migrate", "up");
-    expect_status(&r, 0, "second up");
+    tu_expect_status(&r, 0, "second up");
     j = tu_json(r.out);
     cr_expect_str_eq(tu_json_str(j, "status"), "ok");
     cr_expect_eq(json_int(j, "version_before"), LATEST);
@@ -138,7 +132,7 @@ Test(migrate, up_to_stops_at_version)
 {
     char *db = tu_fresh_db();
     tu_run_result r = PGM(db, "migrate", "up", "--to", "1");
-    expect_status(&r, 0, "up --to 1");
+    tu_expect_status(&r, 0, "up --to 1");
     cJSON *j = tu_json(r.out);
     cr_expect_eq(json_int(j, "version_after"), 1);
     cr_expect_eq(array_size(j, "applied"), 1);
@@ -155,7 +149,7 @@ Test(migrate, up_down_up_gives_identical_catalog)
 {
     char *db = tu_fresh_db();
     tu_run_result r = PGM(db, "migrate", "up");
-    expect_status(&r, 0, "up");
+    tu_expect_status(&r, 0, "up");
     tu_run_free(&r);
     char *first = tu_catalog_snapshot(db);
     cr_expect(tu_contains(first, "relation|public.memories|"), "snapshot lacks memories:\n%s", first);
@@ -163,7 +157,7 @@ Test(migrate, up_down_up_gives_identical_catalog)
     cr_expect(tu_contains(first, "trigger|public.memories|memories_touch_updated_at|"), "%s", first);
 
     r = PGM(db, "migrate", "down", "--to", "0");
-    expect_status(&r, 0, "down --to 0");
+    tu_expect_status(&r, 0, "down --to 0");
     cJSON *j = tu_json(r.out);
     cr_expect_eq(json_int(j, "version_after"), 0);
     const cJSON *rev = tu_json_array(j, "reverted");
@@ -178,7 +172,7 @@ Test(migrate, up_down_up_gives_identical_catalog)
     cr_expect_eq(tracking_rows(db, "true"), 0);
 
     r = PGM(db, "migrate", "up");
-    expect_status(&r, 0, "up again");
+    tu_expect_status(&r, 0, "up again");
     tu_run_free(&r);
     char *second = tu_catalog_snapshot(db);
     cr_expect_str_eq(first, second, "catalog differs after up/down/up");
@@ -195,7 +189,7 @@ static char *db_at_latest(void)
 {
     char *db = tu_fresh_db();
     tu_run_result r = PGM(db, "migrate", "up");
-    expect_status(&r, 0, "up");
+    tu_expect_status(&r, 0, "up");
     tu_run_free(&r);
     return db;
 }
@@ -204,7 +198,7 @@ Test(migrate, down_defaults_to_one_step)
 {
     char *db = db_at_latest();
     tu_run_result r = PGM(db, "migrate", "down");
-    expect_status(&r, 0, "down");
+    tu_expect_status(&r, 0, "down");
     cJSON *j = tu_json(r.out);
     cr_expect_eq(json_int(j, "version_before"), LATEST);
     cr_expect_eq(json_int(j, "version_after"), LATEST - 1);
@@ -226,7 +220,7 @@ Test(migrate, down_steps_all)
 {
     char *db = db_at_latest();
     tu_run_result r = PGM(db, "migrate", "down", "--steps", "3");
-    expect_status(&r, 0, "down --steps 3");
+    tu_expect_status(&r, 0, "down --steps 3");
     cJSON *j = tu_json(r.out);
     cr_expect_eq(json_int(j, "version_after"), 0);
     cr_expect_eq(array_size(j, "reverted"), LATEST);
@@ -236,7 +230,7 @@ Test(migrate, down_steps_all)
     cr_expect_eq(tracking_rows(db, "true"), 0);
     /* nothing left to revert */
     r = PGM(db, "migrate", "down");
-    expect_status(&r, 0, "down at version 0");
+    tu_expect_status(&r, 0, "down at version 0");
     j = tu_json(r.out);
     cr_expect_eq(array_size(j, "reverted"), 0);
     cJSON_Delete(j);
@@ -249,7 +243,7 @@ Test(migrate, down_to_1)
 {
     char *db = db_at_latest();
     tu_run_result r = PGM(db, "migrate", "down", "--to", "1");
-    expect_status(&r, 0, "down --to 1");
+    tu_expect_status(&r, 0, "down --to 1");
     cJSON *j = tu_json(r.out);
     cr_expect_eq(json_int(j, "version_after"), 1);
     cr_expect_eq(array_size(j, "reverted"), LATEST - 1);
@@ -267,12 +261,12 @@ Test(migrate, down_without_down_file_refuses_before_reverting)
     char *dir = migrations_dir((const char *const[]){"0001_t.up.sql", T1_UP, "0001_t.down.sql", T1_DOWN,
                                                      "0002_u.up.sql", "CREATE TABLE u (a int);\n", NULL});
     tu_run_result r = PGM(db, "migrate", "up", "--migrations-dir", dir);
-    expect_status(&r, 0, "up");
+    tu_expect_status(&r, 0, "up");
     tu_run_free(&r);
     char *before = tu_catalog_snapshot(db);
 
     r = PGM(db, "migrate", "down", "--steps", "2", "--migrations-dir", dir);
-    expect_status(&r, 2, "down --steps 2 without 0002's down file");
+    tu_expect_status(&r, 2, "down --steps 2 without 0002's down file");
     cJSON *j = tu_json(r.out);
     cr_expect_str_eq(tu_json_str(j, "status"), "refused");
     cr_expect(tu_contains(tu_json_str(j, "error"), "0002_u.down.sql is missing"), "%s", r.out);
@@ -281,7 +275,7 @@ Test(migrate, down_without_down_file_refuses_before_reverting)
     tu_run_free(&r);
 
     r = PGM(db, "migrate", "down", "--migrations-dir", dir);
-    expect_status(&r, 2, "down without 0002's down file");
+    tu_expect_status(&r, 2, "down without 0002's down file");
     tu_run_free(&r);
 
     char *after = tu_catalog_snapshot(db);
@@ -304,8 +298,8 @@ Test(migrate, concurrent_ups_apply_each_migration_once)
     tu_proc *a = tu_spawn(argv, NULL);
     tu_proc *b = tu_spawn(argv, NULL);
     tu_run_result ra = tu_wait(a), rb = tu_wait(b);
-    expect_status(&ra, 0, "first concurrent up");
-    expect_status(&rb, 0, "second concurrent up");
+    tu_expect_status(&ra, 0, "first concurrent up");
+    tu_expect_status(&rb, 0, "second concurrent up");
     cJSON *ja = tu_json(ra.out), *jb = tu_json(rb.out);
     cr_expect_eq(array_size(ja, "applied") + array_size(jb, "applied"), LATEST, "each migration applied once in all");
     cr_expect_eq(json_int(ja, "version_after"), LATEST);
@@ -336,7 +330,7 @@ Test(migrate, lock_held_elsewhere_times_out)
 
     tu_run_result r = PGM(db, "migrate", "up", "--lock-timeout", "0.5");
     PQfinish(holder);
-    expect_status(&r, 1, "up while another session holds the lock");
+    tu_expect_status(&r, 1, "up while another session holds the lock");
     cJSON *j = tu_json(r.out);
     char *want = tu_printf("holds the lock (backend pid %d); gave up after 0.5 s", pid);
     cr_expect(tu_contains(tu_json_str(j, "error"), want), "expected \"%s\" in:\n%s", want, r.out);
@@ -357,7 +351,7 @@ Test(migrate, failing_migration_leaves_nothing_behind)
         "0002_bad.up.sql", "CREATE TABLE t2 (a int);\nINSERT INTO t2 VALUES (1);\nSELECT * FROM no_such_table;\n",
         NULL});
     tu_run_result r = PGM(db, "migrate", "up", "--migrations-dir", dir);
-    expect_status(&r, 1, "up with a failing 0002");
+    tu_expect_status(&r, 1, "up with a failing 0002");
     cJSON *j = tu_json(r.out);
     cr_expect_str_eq(tu_json_str(j, "status"), "failed");
     cr_expect_eq(json_int(j, "version_after"), 1);
@@ -380,7 +374,7 @@ Test(migrate, failing_migration_leaves_nothing_behind)
     /* fixed: the next run applies it */
     free(tu_write_file(dir, "0002_bad.up.sql", "CREATE TABLE t2 (a int);\n"));
     r = PGM(db, "migrate", "up", "--migrations-dir", dir);
-    expect_status(&r, 0, "up after the fix");
+    tu_expect_status(&r, 0, "up after the fix");
     tu_run_free(&r);
     cr_expect(table_exists(db, "t2"));
     tu_rmtree(dir);
@@ -395,13 +389,13 @@ Test(migrate, checksum_drift_refused_until_repaired)
     char *dir = migrations_dir((const char *const[]){"0001_t.up.sql", T1_UP, "0001_t.down.sql", T1_DOWN,
                                                      "0002_u.up.sql", "CREATE TABLE u (a int);\n", NULL});
     tu_run_result r = PGM(db, "migrate", "up", "--migrations-dir", dir);
-    expect_status(&r, 0, "up");
+    tu_expect_status(&r, 0, "up");
     tu_run_free(&r);
 
     char *edited = tu_printf("%s-- an afterthought\n", T1_UP);
     char *path = tu_write_file(dir, "0001_t.up.sql", edited);
     r = PGM(db, "migrate", "up", "--migrations-dir", dir);
-    expect_status(&r, 2, "up after editing an applied file");
+    tu_expect_status(&r, 2, "up after editing an applied file");
     cJSON *j = tu_json(r.out);
     cr_expect_str_eq(tu_json_str(j, "status"), "refused");
     cr_expect(tu_contains(tu_json_str(j, "error"), path), "the error should name %s:\n%s", path, r.out);
@@ -410,7 +404,7 @@ Test(migrate, checksum_drift_refused_until_repaired)
     tu_run_free(&r);
 
     r = PGM(db, "migrate", "status", "--migrations-dir", dir);
-    expect_status(&r, 0, "status with drift");
+    tu_expect_status(&r, 0, "status with drift");
     j = tu_json(r.out);
     cr_expect_eq(json_int(j, "problems"), 1);
     const cJSON *st = tu_json_array(j, "migrations_status");
@@ -420,7 +414,7 @@ Test(migrate, checksum_drift_refused_until_repaired)
     tu_run_free(&r);
 
     r = PGM(db, "migrate", "repair", "--version", "1", "--migrations-dir", dir);
-    expect_status(&r, 0, "repair --version 1");
+    tu_expect_status(&r, 0, "repair --version 1");
     j = tu_json(r.out);
     cr_expect(tu_contains(tu_json_str(j, "result"), "re-stamped"), "%s", r.out);
     cJSON_Delete(j);
@@ -432,16 +426,16 @@ Test(migrate, checksum_drift_refused_until_repaired)
     free(recorded);
 
     r = PGM(db, "migrate", "up", "--migrations-dir", dir);
-    expect_status(&r, 0, "up after repair");
+    tu_expect_status(&r, 0, "up after repair");
     tu_run_free(&r);
 
     /* repairing what needs no repair */
     r = PGM(db, "migrate", "repair", "--version", "1", "--migrations-dir", dir);
-    expect_status(&r, 0, "repair of an unchanged migration");
+    tu_expect_status(&r, 0, "repair of an unchanged migration");
     cr_expect(tu_contains(r.out, "nothing to repair"), "%s", r.out);
     tu_run_free(&r);
     r = PGM(db, "migrate", "repair", "--version", "9", "--migrations-dir", dir);
-    expect_status(&r, 2, "repair of an unknown version");
+    tu_expect_status(&r, 2, "repair of an unknown version");
     cr_expect(tu_contains(r.out, "version 9 has no row"), "%s", r.out);
     tu_run_free(&r);
     free(edited);
@@ -457,16 +451,16 @@ Test(migrate, crlf_only_change_is_not_drift)
     char *db = tu_fresh_db();
     char *dir = migrations_dir((const char *const[]){"0001_t.up.sql", T1_UP, NULL});
     tu_run_result r = PGM(db, "migrate", "up", "--migrations-dir", dir);
-    expect_status(&r, 0, "up");
+    tu_expect_status(&r, 0, "up");
     tu_run_free(&r);
     free(tu_write_file(dir, "0001_t.up.sql",
                        "CREATE TABLE t1 (id int PRIMARY KEY, v text NOT NULL);\r\n"
                        "INSERT INTO t1 VALUES (1, 'same'), (2, 'same'), (3, 'other');\r\n"));
     r = PGM(db, "migrate", "up", "--migrations-dir", dir);
-    expect_status(&r, 0, "up after converting to CRLF");
+    tu_expect_status(&r, 0, "up after converting to CRLF");
     tu_run_free(&r);
     r = PGM(db, "migrate", "status", "--migrations-dir", dir);
-    expect_status(&r, 0, "status");
+    tu_expect_status(&r, 0, "status");
     cJSON *j = tu_json(r.out);
     cr_expect_eq(json_int(j, "problems"), 0);
     cr_expect_str_eq(tu_json_str(cJSON_GetArrayItem(tu_json_array(j, "migrations_status"), 0), "state"), "applied");
@@ -484,13 +478,13 @@ Test(migrate, applied_file_missing_and_out_of_order_refused)
     char *dir = migrations_dir((const char *const[]){"0001_t.up.sql", T1_UP, "0003_w.up.sql",
                                                      "CREATE TABLE w (a int);\n", NULL});
     tu_run_result r = PGM(db, "migrate", "up", "--migrations-dir", dir);
-    expect_status(&r, 0, "up");
+    tu_expect_status(&r, 0, "up");
     tu_run_free(&r);
 
     /* a new migration numbered below the applied 0003 */
     free(tu_write_file(dir, "0002_late.up.sql", "CREATE TABLE late (a int);\n"));
     r = PGM(db, "migrate", "up", "--migrations-dir", dir);
-    expect_status(&r, 2, "up with a pending migration below the applied version");
+    tu_expect_status(&r, 2, "up with a pending migration below the applied version");
     cr_expect(tu_contains(r.out, "renumber"), "%s", r.out);
     tu_run_free(&r);
     cr_expect_not(table_exists(db, "late"));
@@ -502,7 +496,7 @@ Test(migrate, applied_file_missing_and_out_of_order_refused)
     free(p2);
     free(p3);
     r = PGM(db, "migrate", "status", "--migrations-dir", dir);
-    expect_status(&r, 0, "status");
+    tu_expect_status(&r, 0, "status");
     cJSON *j = tu_json(r.out);
     const cJSON *st = tu_json_array(j, "migrations_status");
     cr_assert_eq(cJSON_GetArraySize(st), 2);
@@ -511,7 +505,7 @@ Test(migrate, applied_file_missing_and_out_of_order_refused)
     cJSON_Delete(j);
     tu_run_free(&r);
     r = PGM(db, "migrate", "up", "--migrations-dir", dir);
-    expect_status(&r, 2, "up with an applied file missing");
+    tu_expect_status(&r, 2, "up with an applied file missing");
     cr_expect(tu_contains(r.out, "0003_w is applied but has no file"), "%s", r.out);
     tu_run_free(&r);
     tu_rmtree(dir);
@@ -530,7 +524,7 @@ Test(migrate, no_transaction_create_index_concurrently)
         "0002_idx.up.sql", "-- pgmemctl:no-transaction\nCREATE INDEX CONCURRENTLY t1_v_idx ON t1 (v);\n",
         "0002_idx.down.sql", "-- pgmemctl:no-transaction\nDROP INDEX CONCURRENTLY t1_v_idx;\n", NULL});
     tu_run_result r = PGM(db, "migrate", "up", "--migrations-dir", dir);
-    expect_status(&r, 0, "up with CREATE INDEX CONCURRENTLY");
+    tu_expect_status(&r, 0, "up with CREATE INDEX CONCURRENTLY");
     cr_expect(tu_contains(r.err, "(no transaction)"), "%s", r.err);
     tu_run_free(&r);
     char *valid = tu_query_value(db, "SELECT indisvalid FROM pg_index WHERE indexrelid = 't1_v_idx'::regclass");
@@ -539,7 +533,7 @@ Test(migrate, no_transaction_create_index_concurrently)
     cr_expect_eq(tracking_rows(db, "version = 2 AND success"), 1);
 
     r = PGM(db, "migrate", "down", "--migrations-dir", dir);
-    expect_status(&r, 0, "down with DROP INDEX CONCURRENTLY");
+    tu_expect_status(&r, 0, "down with DROP INDEX CONCURRENTLY");
     tu_run_free(&r);
     cr_expect_not(table_exists(db, "t1_v_idx"));
     cr_expect_eq(tracking_rows(db, "version = 2"), 0);
@@ -557,7 +551,7 @@ Test(migrate, no_transaction_failure_recorded_until_repaired)
         "0002_uniq.up.sql", "-- pgmemctl:no-transaction\nCREATE UNIQUE INDEX CONCURRENTLY t1_v_key ON t1 (v);\n",
         NULL});
     tu_run_result r = PGM(db, "migrate", "up", "--migrations-dir", dir);
-    expect_status(&r, 1, "up with a failing CREATE UNIQUE INDEX CONCURRENTLY");
+    tu_expect_status(&r, 1, "up with a failing CREATE UNIQUE INDEX CONCURRENTLY");
     cr_expect(tu_contains(r.err, "0002_uniq.up.sql"), "%s", r.err);
     cJSON *j = tu_json(r.out);
     cr_expect_str_eq(tu_json_str(j, "status"), "failed");
@@ -571,7 +565,7 @@ Test(migrate, no_transaction_failure_recorded_until_repaired)
     free(valid);
 
     r = PGM(db, "migrate", "up", "--migrations-dir", dir);
-    expect_status(&r, 1, "up after a recorded failure");
+    tu_expect_status(&r, 1, "up after a recorded failure");
     j = tu_json(r.out);
     const char *err = tu_json_str(j, "error");
     cr_expect(tu_contains(err, "t1_v_key"), "the message should name the invalid index: %s", err);
@@ -580,7 +574,7 @@ Test(migrate, no_transaction_failure_recorded_until_repaired)
     tu_run_free(&r);
 
     r = PGM(db, "migrate", "status", "--migrations-dir", dir);
-    expect_status(&r, 0, "status");
+    tu_expect_status(&r, 0, "status");
     j = tu_json(r.out);
     cr_expect_str_eq(tu_json_str(cJSON_GetArrayItem(tu_json_array(j, "migrations_status"), 1), "state"), "failed");
     cJSON_Delete(j);
@@ -590,11 +584,11 @@ Test(migrate, no_transaction_failure_recorded_until_repaired)
     free(tu_write_file(dir, "0002_uniq.up.sql",
                        "-- pgmemctl:no-transaction\nCREATE INDEX CONCURRENTLY t1_v_key ON t1 (v);\n"));
     r = PGM(db, "migrate", "repair", "--version", "2", "--migrations-dir", dir);
-    expect_status(&r, 0, "repair --version 2");
+    tu_expect_status(&r, 0, "repair --version 2");
     tu_run_free(&r);
     cr_expect_eq(tracking_rows(db, "version = 2"), 0);
     r = PGM(db, "migrate", "up", "--migrations-dir", dir);
-    expect_status(&r, 0, "up after repair");
+    tu_expect_status(&r, 0, "up after repair");
     tu_run_free(&r);
     valid = tu_query_value(db, "SELECT indisvalid FROM pg_index WHERE indexrelid = 't1_v_key'::regclass");
     cr_expect_str_eq(valid, "t");
@@ -613,7 +607,7 @@ Test(migrate, dry_run_touches_nothing)
     char *db = tu_fresh_db();
     char *before = tu_catalog_snapshot(db);
     tu_run_result r = PGM(db, "migrate", "up", "--dry-run");
-    expect_status(&r, 0, "up --dry-run");
+    tu_expect_status(&r, 0, "up --dry-run");
     cJSON *j = tu_json(r.out);
     cr_expect(tu_json_bool(j, "dry_run"));
     const cJSON *plan = tu_json_array(j, "plan");
@@ -629,10 +623,10 @@ Test(migrate, dry_run_touches_nothing)
 
     /* and a dry-run down reverts nothing */
     r = PGM(db, "migrate", "up");
-    expect_status(&r, 0, "up");
+    tu_expect_status(&r, 0, "up");
     tu_run_free(&r);
     r = PGM(db, "migrate", "down", "--to", "0", "--dry-run");
-    expect_status(&r, 0, "down --dry-run");
+    tu_expect_status(&r, 0, "down --dry-run");
     j = tu_json(r.out);
     cr_expect_eq(array_size(j, "plan"), LATEST);
     cr_expect(tu_contains(tu_json_str(cJSON_GetArrayItem(tu_json_array(j, "plan"), LATEST - 1), "sql"),
@@ -651,7 +645,7 @@ Test(migrate, status_json)
 {
     char *db = tu_fresh_db();
     tu_run_result r = PGM(db, "migrate", "status");
-    expect_status(&r, 0, "status on a fresh database");
+    tu_expect_status(&r, 0, "status on a fresh database");
     cJSON *j = tu_json(r.out);
     cr_expect_str_eq(tu_json_str(j, "action"), "status");
     cr_expect_eq(json_int(j, "current_version"), 0);
@@ -672,10 +666,10 @@ Test(migrate, status_json)
     cr_expect_not(table_exists(db, MIGRATE_TABLE), "status created the tracking table");
 
     r = PGM(db, "migrate", "up", "--to", "1");
-    expect_status(&r, 0, "up --to 1");
+    tu_expect_status(&r, 0, "up --to 1");
     tu_run_free(&r);
     r = PGM(db, "migrate", "status");
-    expect_status(&r, 0, "status at version 1");
+    tu_expect_status(&r, 0, "status at version 1");
     j = tu_json(r.out);
     cr_expect_eq(json_int(j, "current_version"), 1);
     cr_expect_eq(json_int(j, "pending"), LATEST - 1);
@@ -714,7 +708,7 @@ Test(migrate, config_file_database_and_errors)
     char *yaml = tu_printf("database: \"%s\"\nmigrate:\n  lock_timeout: 5\n", db);
     char *good = tu_write_file(dir, "good.yaml", yaml);
     tu_run_result r = PGM0("-c", good, "migrate", "status");
-    expect_status(&r, 0, "status with the database from the config file");
+    tu_expect_status(&r, 0, "status with the database from the config file");
     cJSON *j = tu_json(r.out);
     cr_expect_eq(json_int(j, "pending"), LATEST);
     cJSON_Delete(j);
@@ -722,7 +716,7 @@ Test(migrate, config_file_database_and_errors)
 
     char *bad = tu_write_file(dir, "bad.yaml", "migrate:\n  wait: 1\n  lock_timout: 5\n");
     r = PGM(db, "-c", bad, "migrate", "status");
-    expect_status(&r, 2, "bad config");
+    tu_expect_status(&r, 2, "bad config");
     char *want = tu_printf("%s:3:3: unknown key \"lock_timout\" in section \"migrate\"", bad);
     cr_expect(tu_contains(r.err, want), "expected \"%s\" in:\n%s", want, r.err);
     expect_error_document(&r, "migrate", "usage_error", want);
@@ -731,7 +725,7 @@ Test(migrate, config_file_database_and_errors)
 
     char *typo = tu_write_file(dir, "type.yaml", "migrate:\n  lock_timeout: soon\n");
     r = PGM(db, "-c", typo, "migrate", "up");
-    expect_status(&r, 2, "wrong type in config");
+    tu_expect_status(&r, 2, "wrong type in config");
     want = tu_printf("%s:2:3: migrate.lock_timeout: expected a number", typo);
     cr_expect(tu_contains(r.err, want), "expected \"%s\" in:\n%s", want, r.err);
     free(want);
@@ -781,7 +775,7 @@ Test(migrate_secrets, uri_password_never_printed)
     char *db = tu_fresh_db();
     char *uri = pw_uri(db, PW_SECRET);
     tu_run_result r = PGM(uri, "migrate", "up");
-    expect_status(&r, 0, "up with a password in the URI");
+    tu_expect_status(&r, 0, "up with a password in the URI");
     expect_no_secret(&r, PW_SECRET, "up");
     cJSON *j = tu_json(r.out);
     cr_expect(tu_contains(tu_json_str(j, "database"), PW_ROLE ":********@"), "%s", r.out);
@@ -789,11 +783,11 @@ Test(migrate_secrets, uri_password_never_printed)
     tu_run_free(&r);
 
     r = PGM(uri, "-v", "migrate", "status");
-    expect_status(&r, 0, "status -v");
+    tu_expect_status(&r, 0, "status -v");
     expect_no_secret(&r, PW_SECRET, "status -v");
     tu_run_free(&r);
     r = tu_run((const char *const[]){"pgmemctl", "-v", "-d", uri, "migrate", "down", "--dry-run", NULL});
-    expect_status(&r, 0, "-v down --dry-run");
+    tu_expect_status(&r, 0, "-v down --dry-run");
     expect_no_secret(&r, PW_SECRET, "-v down --dry-run");
     tu_run_free(&r);
     free(uri);
@@ -807,7 +801,7 @@ Test(migrate_secrets, wrong_password_never_printed)
     const char *wrong = "wrong-pw-4711-zz";
     char *uri = pw_uri(db, wrong);
     tu_run_result r = tu_run((const char *const[]){"pgmemctl", "-v", "-d", uri, "migrate", "up", NULL});
-    expect_status(&r, 1, "up with a wrong password");
+    tu_expect_status(&r, 1, "up with a wrong password");
     expect_no_secret(&r, wrong, "wrong password, URI");
     cr_expect(tu_contains(r.err, "password authentication failed"), "%s", r.err);
     tu_run_free(&r);
@@ -815,7 +809,7 @@ Test(migrate_secrets, wrong_password_never_printed)
 
     char *kv = pw_kv(db, wrong);
     r = PGM(kv, "migrate", "status");
-    expect_status(&r, 1, "status with a wrong password (keyword/value)");
+    tu_expect_status(&r, 1, "status with a wrong password (keyword/value)");
     expect_no_secret(&r, wrong, "wrong password, keyword/value");
     tu_run_free(&r);
     free(kv);
@@ -829,7 +823,7 @@ Test(migrate_secrets, keyword_value_password_never_printed)
     char *db = tu_fresh_db();
     char *kv = pw_kv(db, PW_SECRET);
     tu_run_result r = tu_run((const char *const[]){"pgmemctl", "-v", "-d", kv, "migrate", "up", NULL});
-    expect_status(&r, 0, "up with keyword/value conninfo");
+    tu_expect_status(&r, 0, "up with keyword/value conninfo");
     expect_no_secret(&r, PW_SECRET, "keyword/value");
     cJSON *j = tu_json(r.out);
     cr_expect(tu_contains(tu_json_str(j, "database"), "password=********"), "%s", r.out);
@@ -848,7 +842,7 @@ Test(migrate_secrets, environment_passwords_never_printed)
     char *env = tu_printf("DATABASE_URL=%s", uri);
     tu_run_result r =
         tu_run_env((const char *const[]){"pgmemctl", "-v", "migrate", "up", NULL}, (const char *const[]){env, NULL});
-    expect_status(&r, 0, "up with DATABASE_URL");
+    tu_expect_status(&r, 0, "up with DATABASE_URL");
     expect_no_secret(&r, PW_SECRET, "DATABASE_URL");
     tu_run_free(&r);
     free(env);
@@ -859,7 +853,7 @@ Test(migrate_secrets, environment_passwords_never_printed)
     char *nopw = tu_printf("postgresql://" PW_ROLE "@%s:%s/%s", host, port, name);
     r = tu_run_env((const char *const[]){"pgmemctl", "-v", "-d", nopw, "migrate", "status", NULL},
                    (const char *const[]){"PGPASSWORD=" PW_SECRET, NULL});
-    expect_status(&r, 0, "status with PGPASSWORD");
+    tu_expect_status(&r, 0, "status with PGPASSWORD");
     expect_no_secret(&r, PW_SECRET, "PGPASSWORD");
     tu_run_free(&r);
     free(host);
@@ -884,7 +878,7 @@ Test(migrate_secrets, malformed_conninfo_password_never_printed)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         tu_run_result r = tu_run((const char *const[]){"pgmemctl", "-v", "-d", cases[i], "migrate", "status", NULL});
-        expect_status(&r, 1, cases[i]);
+        tu_expect_status(&r, 1, cases[i]);
         expect_no_secret(&r, PW_SECRET, cases[i]);
         cr_expect(tu_contains(r.err, "could not connect to"), "%s", r.err);
         tu_run_free(&r);
@@ -912,7 +906,7 @@ Test(cli, wait_for_a_server_that_never_comes)
 {
     char *uri = tu_printf("postgresql://postgres@127.0.0.1:%d/postgres?connect_timeout=2", free_port());
     tu_run_result r = PGM(uri, "migrate", "status", "--wait", "1");
-    expect_status(&r, 1, "--wait 1 without a server");
+    tu_expect_status(&r, 1, "--wait 1 without a server");
     cr_expect(r.seconds >= 0.9 && r.seconds < 5, "took %.2f s", r.seconds);
     cr_expect(tu_contains(r.err, "did not accept connections within 1 s"), "%s", r.err);
     cr_expect(tu_contains(r.err, "waiting for the server"), "%s", r.err);
@@ -920,7 +914,7 @@ Test(cli, wait_for_a_server_that_never_comes)
     tu_run_free(&r);
 
     r = PGM(uri, "migrate", "status");
-    expect_status(&r, 1, "no server, no wait");
+    tu_expect_status(&r, 1, "no server, no wait");
     cr_expect(r.seconds < 3, "took %.2f s", r.seconds);
     cr_expect(tu_contains(r.err, "could not connect to"), "%s", r.err);
     tu_run_free(&r);
@@ -931,7 +925,7 @@ Test(cli, wait_for_a_running_server_returns_at_once)
 {
     char *db = tu_fresh_db();
     tu_run_result r = PGM(db, "migrate", "status", "--wait", "5");
-    expect_status(&r, 0, "--wait 5 with a server");
+    tu_expect_status(&r, 0, "--wait 5 with a server");
     cr_expect(r.seconds < 3, "took %.2f s", r.seconds);
     tu_run_free(&r);
     tu_drop_db(db);
@@ -946,7 +940,7 @@ Test(cli, version)
     char *version = tu_read_file(path);
     version[strcspn(version, "\n")] = '\0';
     tu_run_result r = PGM0("--version");
-    expect_status(&r, 0, "--version");
+    tu_expect_status(&r, 0, "--version");
     char *want = tu_printf("pgmemctl %s (libpq ", version);
     cr_expect(strncmp(r.out, want, strlen(want)) == 0, "got: %s", r.out);
     free(want);
@@ -958,16 +952,16 @@ Test(cli, version)
 Test(cli, help)
 {
     tu_run_result r = PGM0("help", "migrate");
-    expect_status(&r, 0, "help migrate");
+    tu_expect_status(&r, 0, "help migrate");
     cr_expect(tu_contains(r.out, "usage: pgmemctl migrate up"), "%s", r.out);
     cr_expect(tu_contains(r.out, "--lock-timeout"), "%s", r.out);
     tu_run_free(&r);
     r = PGM0("migrate", "--help");
-    expect_status(&r, 0, "migrate --help");
+    tu_expect_status(&r, 0, "migrate --help");
     cr_expect(tu_contains(r.out, "usage: pgmemctl migrate up"), "%s", r.out);
     tu_run_free(&r);
     r = PGM0("--help");
-    expect_status(&r, 0, "--help");
+    tu_expect_status(&r, 0, "--help");
     cr_expect(tu_contains(r.out, "migrate"), "%s", r.out);
     tu_run_free(&r);
 }

@@ -26,7 +26,6 @@ TestSuite(reembed, .fini = tu_leak_check, .timeout = 180);
 
 #define PGM(uri, ...) tu_run((const char *const[]){"pgmemctl", "-d", (uri), __VA_ARGS__, NULL})
 
-#define expect_status rf_expect_status
 #define store_768 rf_store_768
 #define check_vectors rf_check_vectors
 
@@ -66,7 +65,7 @@ static void expect_reembedded(const char *db, int n, int dim, const char *ids_be
     /* the index is there, valid, and searches use it */
     if (run_verify) {
         tu_run_result v = PGM(db, "verify");
-        expect_status(&v, 0, "verify after the re-embed");
+        tu_expect_status(&v, 0, "verify after the re-embed");
         tu_run_free(&v);
     }
 }
@@ -76,7 +75,7 @@ Test(reembed, shadow_768_to_384)
     char *db = store_768(400);
     char *ids = ids_digest(db);
     tu_run_result r = PGM(db, "reembed", "--model", "builtin:hash-384", "--yes", "--batch-size", "64");
-    expect_status(&r, 0, "shadow re-embed");
+    tu_expect_status(&r, 0, "shadow re-embed");
     cJSON *j = tu_json(r.out);
     cr_assert_str_eq(tu_json_str(j, "status"), "ok");
     cr_assert_str_eq(tu_json_str(j, "mode"), "shadow");
@@ -100,7 +99,7 @@ Test(reembed, in_place_768_to_384_and_keep_old)
     char *ids = ids_digest(db);
     tu_run_result r = PGM(db, "reembed", "--model", "builtin:hash-384", "--mode", "in-place", "--yes",
                           "--concurrent-index");
-    expect_status(&r, 0, "in-place re-embed");
+    tu_expect_status(&r, 0, "in-place re-embed");
     cJSON *j = tu_json(r.out);
     cr_assert_eq(tu_json_num(j, "rows_updated"), 300);
     cJSON_Delete(j);
@@ -108,13 +107,13 @@ Test(reembed, in_place_768_to_384_and_keep_old)
     expect_reembedded(db, 300, 384, ids, true);
     /* and back to 768 in shadow mode keeping the old column */
     r = PGM(db, "reembed", "--model", "builtin:hash-768", "--yes", "--keep-old");
-    expect_status(&r, 0, "shadow with --keep-old");
+    tu_expect_status(&r, 0, "shadow with --keep-old");
     tu_run_free(&r);
     cr_assert_eq(q_int(db, "SELECT count(*) FROM memories WHERE vector_dims(embedding_old) = 384"), 300);
     cr_assert_eq(q_int(db, "SELECT count(*) FROM memories WHERE vector_dims(embedding) = 768"), 300);
     /* a further shadow re-embed refuses until the kept column is dropped */
     r = PGM(db, "reembed", "--model", "builtin:hash-384", "--yes");
-    expect_status(&r, 2, "embedding_old still there");
+    tu_expect_status(&r, 2, "embedding_old still there");
     cr_assert(tu_contains(r.err, "embedding_old"));
     tu_run_free(&r);
     free(ids);
@@ -167,7 +166,7 @@ Test(reembed, searches_keep_working_during_a_shadow_reembed)
     tu_run_result r = PGM(db, "reembed", "--model", "builtin:hash-384", "--yes", "--batch-size", "25");
     atomic_store(&s.stop, true);
     pthread_join(t, NULL);
-    expect_status(&r, 0, "shadow re-embed under load");
+    tu_expect_status(&r, 0, "shadow re-embed under load");
     tu_run_free(&r);
     cr_assert_eq(s.errors, 0, "%d searches failed, first: %s", s.errors, s.first_error);
     cr_assert_eq(s.mixed, 0, "%d searches saw a mixed or short result", s.mixed);
@@ -228,7 +227,7 @@ Test(reembed, kill9_then_rerun_shadow)
     long long next = q_int(db, "SELECT count(embedding_next) FROM memories");
     cr_assert_eq(next, done, "committed progress and written vectors disagree");
     tu_run_result r = PGM(db, "reembed", "--model", "builtin:hash-384", "--yes", "--batch-size", "50");
-    expect_status(&r, 0, "the re-run");
+    tu_expect_status(&r, 0, "the re-run");
     cJSON *j = tu_json(r.out);
     cr_assert(tu_json_bool(j, "resumed"));
     /* no committed memory was embedded again */
@@ -261,7 +260,7 @@ Test(reembed, kill9_then_rerun_in_place)
     cr_assert_lt(done, 2000);
     tu_run_result r = PGM(db, "reembed", "--model", "builtin:hash-384", "--mode", "in-place", "--yes", "--batch-size",
                           "50");
-    expect_status(&r, 0, "the re-run");
+    tu_expect_status(&r, 0, "the re-run");
     cJSON *j = tu_json(r.out);
     cr_assert(tu_json_bool(j, "resumed"));
     cr_assert_eq(tu_json_num(j, "rows_updated"), 2000 - done);
@@ -292,7 +291,7 @@ Test(reembed, only_missing_noop_and_dry_run)
 
     /* dry run: the plan, nothing written */
     tu_run_result r = PGM(db, "reembed", "--only-missing", "--dry-run");
-    expect_status(&r, 0, "dry run");
+    tu_expect_status(&r, 0, "dry run");
     cJSON *j = tu_json(r.out);
     cr_assert_eq(tu_json_num(j, "rows_to_embed"), missing);
     cr_assert_gt(tu_json_num(cJSON_GetObjectItem(j, "estimate"), "tokens"), 0);
@@ -303,7 +302,7 @@ Test(reembed, only_missing_noop_and_dry_run)
     cr_assert_eq(q_int(db, "SELECT count(*) FROM memories WHERE embedding IS NULL"), missing);
 
     r = PGM(db, "reembed", "--only-missing", "--yes");
-    expect_status(&r, 0, "only missing");
+    tu_expect_status(&r, 0, "only missing");
     j = tu_json(r.out);
     cr_assert_eq(tu_json_num(j, "rows_updated"), missing);
     cJSON_Delete(j);
@@ -315,7 +314,7 @@ Test(reembed, only_missing_noop_and_dry_run)
 
     /* the same model again: nothing to do, nothing changed */
     r = PGM(db, "reembed", "--model", "builtin:hash-768", "--yes");
-    expect_status(&r, 0, "no-op");
+    tu_expect_status(&r, 0, "no-op");
     j = tu_json(r.out);
     cr_assert_str_eq(tu_json_str(j, "status"), "nothing_to_do");
     cr_assert_eq(tu_json_num(j, "rows_updated"), 0);
@@ -326,7 +325,7 @@ Test(reembed, only_missing_noop_and_dry_run)
 
     /* --only-missing with another model is refused */
     r = PGM(db, "reembed", "--only-missing", "--model", "builtin:hash-384", "--yes");
-    expect_status(&r, 2, "only-missing with another model");
+    tu_expect_status(&r, 2, "only-missing with another model");
     tu_run_free(&r);
     free(before);
     free(after);
@@ -341,7 +340,7 @@ Test(reembed, confirmation_lock_and_interrupted_target)
     char *before = tu_catalog_snapshot(db);
     /* no --yes and no terminal: refused, nothing written */
     tu_run_result r = PGM(db, "reembed", "--model", "builtin:hash-384");
-    expect_status(&r, 2, "without --yes");
+    tu_expect_status(&r, 2, "without --yes");
     cr_assert(tu_contains(r.err, "--yes"), "%s", r.err);
     tu_run_free(&r);
     char *after = tu_catalog_snapshot(db);
@@ -355,7 +354,7 @@ Test(reembed, confirmation_lock_and_interrupted_target)
     char *pid = tu_printf("pid %s", PQgetvalue(lk, 0, 1));
     PQclear(lk);
     r = PGM(db, "reembed", "--model", "builtin:hash-384", "--yes", "--lock-timeout", "1");
-    expect_status(&r, 1, "locked");
+    tu_expect_status(&r, 1, "locked");
     cr_assert(tu_contains(r.err, pid), "the holder's %s is not named:\n%s", pid, r.err);
     tu_run_free(&r);
     PQfinish(c);
@@ -366,19 +365,19 @@ Test(reembed, confirmation_lock_and_interrupted_target)
                 " ('shadow', 'builtin:hash-384', 384, 'x');"
                 "ALTER TABLE memories ADD COLUMN embedding_next vector(384)");
     r = PGM(db, "reembed", "--model", "builtin:hash-256", "--yes");
-    expect_status(&r, 2, "other target");
+    tu_expect_status(&r, 2, "other target");
     cr_assert(tu_contains(r.err, "builtin:hash-384"), "%s", r.err);
     cr_assert(tu_contains(r.err, "--abort"), "%s", r.err);
     tu_run_free(&r);
     r = PGM(db, "reembed", "--abort");
-    expect_status(&r, 0, "abort");
+    tu_expect_status(&r, 0, "abort");
     tu_run_free(&r);
     char *aborted = tu_catalog_snapshot(db);
     cr_assert_str_eq(before, aborted, "--abort left objects behind");
     cr_assert_eq(q_int(db, "SELECT count(*) FROM pgmemctl_reembed_state"), 0);
     /* nothing left to undo */
     r = PGM(db, "reembed", "--abort");
-    expect_status(&r, 0, "abort again");
+    tu_expect_status(&r, 0, "abort again");
     cJSON *j = tu_json(r.out);
     cr_assert_str_eq(tu_json_str(j, "status"), "nothing_to_do");
     cJSON_Delete(j);
@@ -396,7 +395,7 @@ Test(reembed, empty_content_is_reported_and_left_without_a_vector)
     tu_exec(db, "INSERT INTO memories (id, content, updated_at) VALUES"
                 " ('00000000-0000-4000-8000-00000000e001', '', '2020-01-01 00:00:00+00')");
     tu_run_result r = PGM(db, "reembed", "--model", "builtin:hash-384", "--yes");
-    expect_status(&r, 3, "a row could not be embedded");
+    tu_expect_status(&r, 3, "a row could not be embedded");
     cJSON *j = tu_json(r.out);
     cr_assert_str_eq(tu_json_str(j, "status"), "rejected");
     cr_assert_eq(tu_json_num(j, "rows_rejected"), 1);

@@ -82,7 +82,7 @@ Test(reembed_http, openai_768_to_384_with_retried_faults)
     tu_embed_server *srv = tu_embed_server_start(
         (const char *[]){"--dim", "384", "--key", KEY, "--script", script, "--log-inputs", log, NULL});
     tu_run_result r = run_openai(db, srv, KEY, "40");
-    rf_expect_status(&r, 0, "openai re-embed");
+    tu_expect_status(&r, 0, "openai re-embed");
     cr_assert_not(tu_contains(r.out, KEY), "the API key is in the JSON");
     cr_assert_not(tu_contains(r.err, KEY), "the API key is on stderr");
     cJSON *j = tu_json(r.out);
@@ -105,7 +105,7 @@ Test(reembed_http, openai_768_to_384_with_retried_faults)
     cr_assert_eq(distinct, 300);
     cr_assert_eq(dups, 0, "%d memories were embedded twice", dups);
     tu_run_result v = tu_run((const char *const[]){"pgmemctl", "-d", db, "verify", NULL});
-    rf_expect_status(&v, 0, "verify");
+    tu_expect_status(&v, 0, "verify");
     tu_run_free(&v);
     tu_embed_server_stop(srv);
     free(script);
@@ -130,7 +130,7 @@ Test(reembed_http, bad_response_fails_then_rerun_resumes_without_repeats)
     const char *const argv[] = {"pgmemctl", "-d", db, "reembed", "--model", "openai:m", "--dimensions", "384",
                                 "--api-base", base, "--batch-size", "25", "--concurrency", "1", "--yes", NULL};
     tu_run_result r = tu_run_env(argv, (const char *const[]){env, NULL});
-    rf_expect_status(&r, 1, "malformed response");
+    tu_expect_status(&r, 1, "malformed response");
     cJSON *j = tu_json(r.out);
     cr_assert(tu_contains(tu_json_str(j, "message"), "the embedder failed"), "%s", r.out);
     cJSON_Delete(j);
@@ -140,7 +140,7 @@ Test(reembed_http, bad_response_fails_then_rerun_resumes_without_repeats)
     long long written = tu_query_int(db, "SELECT count(embedding_next) FROM memories");
     cr_assert_gt(written, 0);
     r = tu_run_env(argv, (const char *const[]){env, NULL});
-    rf_expect_status(&r, 0, "re-run");
+    tu_expect_status(&r, 0, "re-run");
     j = tu_json(r.out);
     cr_assert(tu_json_bool(j, "resumed"));
     cr_assert_eq(tu_json_num(j, "rows_updated"), 200 - written);
@@ -168,7 +168,7 @@ Test(reembed_http, wrong_key_stops_at_once)
     char *before = tu_catalog_snapshot(db);
     tu_embed_server *srv = tu_embed_server_start((const char *[]){"--dim", "384", "--key", KEY, NULL});
     tu_run_result r = run_openai(db, srv, "sk-wrong-key-987654321", "25");
-    rf_expect_status(&r, 1, "401");
+    tu_expect_status(&r, 1, "401");
     cr_assert_not(tu_contains(r.out, "sk-wrong-key-987654321"));
     cr_assert_not(tu_contains(r.err, "sk-wrong-key-987654321"));
     cr_assert(tu_contains(r.err, "401"), "%s", r.err);
@@ -220,7 +220,7 @@ Test(reembed_http, kill9_then_rerun_embeds_no_committed_memory_again)
     cr_assert_lt(done, 1200, "finished before the kill");
     tu_run_result r = tu_run_env(argv, (const char *const[]){"OPENAI_API_KEY=sk-kill", NULL});
     unsetenv("OPENAI_API_KEY");
-    rf_expect_status(&r, 0, "re-run");
+    tu_expect_status(&r, 0, "re-run");
     cJSON *j = tu_json(r.out);
     cr_assert_eq(tu_json_num(j, "rows_updated"), 1200 - done);
     cJSON_Delete(j);

@@ -19,19 +19,13 @@ TestSuite(verify_spec_kinds, .fini = tu_leak_check, .timeout = 120);
 
 #define PGM(uri, ...) tu_run((const char *const[]){"pgmemctl", "-d", (uri), __VA_ARGS__, NULL})
 
-static void expect_status(const tu_run_result *r, int want, const char *what)
-{
-    cr_assert_eq(r->status, want, "%s: exit status %d, expected %d\n--- stdout ---\n%s\n--- stderr ---\n%s", what,
-                 r->status, want, r->out, r->err);
-}
-
 /* A loaded memory store: migrated, 300 memories with 16-dimensional vectors, a registered model
  * of that dimension, the HNSW index built and statistics gathered. */
 static char *good_store(void)
 {
     char *db = tu_fresh_db();
     tu_run_result r = PGM(db, "migrate", "up");
-    expect_status(&r, 0, "migrate up");
+    tu_expect_status(&r, 0, "migrate up");
     tu_run_free(&r);
     tu_exec(db, "INSERT INTO embedding_model (name, dimension) VALUES ('builtin:hash-16', 16);"
                 "ALTER TABLE memories ALTER COLUMN embedding TYPE vector(16);"
@@ -76,7 +70,7 @@ static int summary(const cJSON *doc, const char *key)
 static cJSON *verify_default(const char *db, int want_status)
 {
     tu_run_result r = PGM(db, "verify");
-    expect_status(&r, want_status, "verify");
+    tu_expect_status(&r, want_status, "verify");
     cJSON *doc = tu_json(r.out);
     tu_run_free(&r);
     return doc;
@@ -118,8 +112,8 @@ Test(verify, the_example_file_is_the_built_in_profile)
     char *db = good_store();
     char *path = tu_printf("%s/examples/verify/memory-store.yaml", tu_repo());
     tu_run_result a = PGM(db, "verify"), b = PGM(db, "verify", "--spec", path);
-    expect_status(&a, 0, "built-in");
-    expect_status(&b, 0, "example file");
+    tu_expect_status(&a, 0, "built-in");
+    tu_expect_status(&b, 0, "example file");
     cJSON *ja = tu_json(a.out), *jb = tu_json(b.out);
     int n = cJSON_GetArraySize(tu_json_array(ja, "checks"));
     cr_assert_eq(n, cJSON_GetArraySize(tu_json_array(jb, "checks")));
@@ -334,7 +328,7 @@ Test(verify, changed_migration_file)
     char *spec = tu_printf("checks:\n  - kind: migrations\n    migrations_dir: %s\n", dir);
     char *path = tu_write_file(dir, "spec.yaml", spec);
     tu_run_result r = PGM(db, "verify", "--spec", path);
-    expect_status(&r, 3, "verify");
+    tu_expect_status(&r, 3, "verify");
     cJSON *doc = tu_json(r.out);
     cr_assert_str_eq(status_of(doc, "migrations"), "fail");
     cr_assert(tu_contains(field_of(doc, "migrations", "message"), "changed since they ran: 0002_hnsw"),
@@ -369,7 +363,7 @@ Test(verify, fresh_empty_store_says_what_is_missing)
 {
     char *db = tu_fresh_db();
     tu_run_result m = PGM(db, "migrate", "up");
-    expect_status(&m, 0, "migrate up");
+    tu_expect_status(&m, 0, "migrate up");
     tu_run_free(&m);
     cJSON *doc = verify_default(db, 3);
     cr_assert(tu_contains(field_of(doc, "embedding dimension matches the model", "message"), "returned no value"));
@@ -389,7 +383,7 @@ static cJSON *verify_spec_text(const char *db, const char *spec, int want_status
     char *dir = tu_tempdir();
     char *path = tu_write_file(dir, "spec.yaml", spec);
     tu_run_result r = PGM(db, "verify", "--spec", path);
-    expect_status(&r, want_status, spec);
+    tu_expect_status(&r, want_status, spec);
     cJSON *doc = tu_json(r.out);
     if (err_out)
         *err_out = strdup(r.err);
@@ -526,7 +520,7 @@ Test(verify_spec_kinds, bad_spec_is_exit_2_naming_line_and_column)
                                "    index: idx\n"
                                "    ef_construktion: 64\n");
     tu_run_result r = PGM(db, "verify", "--spec", path);
-    expect_status(&r, 2, "bad spec");
+    tu_expect_status(&r, 2, "bad spec");
     char *where = tu_printf("%s:4:5", path);
     cr_assert(tu_contains(r.err, where), "%s", r.err);
     cr_assert(tu_contains(r.err, "ef_construktion"));
@@ -537,7 +531,7 @@ Test(verify_spec_kinds, bad_spec_is_exit_2_naming_line_and_column)
     tu_run_free(&r);
     /* unknown format */
     r = PGM(db, "verify", "--format", "xml");
-    expect_status(&r, 2, "bad format");
+    tu_expect_status(&r, 2, "bad format");
     tu_run_free(&r);
     free(where);
     free(path);
@@ -580,7 +574,7 @@ Test(verify, connection_refused_after_wait_is_exit_1)
     /* port 1: nothing listens there, so every attempt is refused at once */
     char *uri = tu_printf("postgresql://postgres@127.0.0.1:1/postgres?connect_timeout=2");
     tu_run_result r = tu_run((const char *const[]){"pgmemctl", "-d", uri, "verify", "--wait", "1", NULL});
-    expect_status(&r, 1, "refused");
+    tu_expect_status(&r, 1, "refused");
     cr_assert_geq(r.seconds, 0.9, "--wait 1 should have waited, took %.2f s", r.seconds);
     cJSON *doc = tu_json(r.out);
     cr_assert_str_eq(tu_json_str(doc, "status"), "failed");
@@ -607,7 +601,7 @@ Test(verify, retry_timeout_waits_for_an_index_being_built)
     exec_ok(b.holder, "COMMIT");
     cr_assert(finish_build(b.builder), "the concurrent build failed");
     tu_run_result r = tu_wait(p);
-    expect_status(&r, 0, "verify with retries");
+    tu_expect_status(&r, 0, "verify with retries");
     cr_assert(tu_contains(r.err, "being built by CREATE INDEX CONCURRENTLY"), "%s", r.err);
     cr_assert(tu_contains(r.err, "waiting for old snapshots"), "%s", r.err);
     cJSON *doc = tu_json(r.out);
@@ -661,7 +655,7 @@ Test(verify, junit_and_tap_outputs_are_read_by_xmllint_and_prove)
     tu_exec(db, "DROP INDEX idx_memories_embedding_hnsw");
     char *dir = tu_tempdir();
     tu_run_result j = PGM(db, "verify", "--format", "junit");
-    expect_status(&j, 3, "junit");
+    tu_expect_status(&j, 3, "junit");
     char *xml = tu_write_file(dir, "verify.xml", j.out);
     char *xsd = tu_printf("xmllint --noout --schema %s/tests/data/junit.xsd", tu_repo());
     cr_assert_eq(run_tool(xsd, xml), 0, "xmllint rejected:\n%s", j.out);
@@ -669,7 +663,7 @@ Test(verify, junit_and_tap_outputs_are_read_by_xmllint_and_prove)
     cr_assert(tu_contains(j.out, "tests=\"10\""));
 
     tu_run_result t = PGM(db, "verify", "--format", "tap");
-    expect_status(&t, 3, "tap");
+    tu_expect_status(&t, 3, "tap");
     char *tap = tu_write_file(dir, "verify.tap", t.out);
     /* prove fails on the two failing checks … */
     cr_assert_neq(run_tool("prove --exec cat", tap), 0, "prove accepted a failing run:\n%s", t.out);
@@ -677,13 +671,13 @@ Test(verify, junit_and_tap_outputs_are_read_by_xmllint_and_prove)
     /* … and passes once the index is back */
     tu_exec(db, "SELECT pgmemctl_ensure_hnsw()");
     tu_run_result t2 = PGM(db, "verify", "--format", "tap");
-    expect_status(&t2, 0, "tap after fix");
+    tu_expect_status(&t2, 0, "tap after fix");
     char *tap2 = tu_write_file(dir, "verify2.tap", t2.out);
     cr_assert_eq(run_tool("prove --exec cat", tap2), 0, "prove rejected:\n%s", t2.out);
 
     tu_run_result h = tu_run_env((const char *const[]){"pgmemctl", "-d", db, "verify", "--format", "human", NULL},
                                  (const char *const[]){"NO_COLOR=1", NULL});
-    expect_status(&h, 0, "human");
+    tu_expect_status(&h, 0, "human");
     cr_assert(tu_contains(h.out, "PASS  "));
     cr_assert_null(strchr(h.out, '\033'), "colour escape in piped human output");
     cr_assert(tu_contains(h.out, "10 checks: 10 passed"), "%s", h.out);
