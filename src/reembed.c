@@ -382,8 +382,9 @@ static batch *read_batch(rstate *s, const char *sql, const char *last, int limit
      * filled one, otherwise scans and sorts the whole table for every batch (measured: a seq
      * scan and top-N sort per batch of a shadow run). The rows still to do lie after `last`. */
     pg_result *r = NULL;
-    if (pg_begin(s->c) && pg_run(s->c, "SET LOCAL enable_seqscan = off", 0, NULL) &&
-        pg_run(s->c, "SET LOCAL enable_bitmapscan = off", 0, NULL))
+    if (pg_begin(s->c) &&
+        pg_run(s->c, "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)",
+               0, NULL))
         r = pg_exec(s->c, sql, 3, (const char *[]){last, lim, rej ? rej : "{}"});
     free(rej);
     if (!r || !pg_commit(s->c)) {
