@@ -296,17 +296,38 @@ static void sleep_seconds(double s)
 
 pg_conn *pg_connect(const char *conninfo, const char *app_name, double wait_seconds)
 {
-    const char *keys[] = {"dbname", "fallback_application_name", NULL};
-    const char *vals[] = {conninfo && *conninfo ? conninfo : NULL, app_name ? app_name : "pgmemctl", NULL};
+    return pg_connect_db(conninfo, NULL, app_name, wait_seconds);
+}
+
+pg_conn *pg_connect_db(const char *conninfo, const char *dbname, const char *app_name, double wait_seconds)
+{
+    /* libpq: with expand_dbname, the first "dbname" is a whole conninfo and a later "dbname" is a
+     * plain database name that overrides the one inside it */
+    const char *keys[4], *vals[4];
+    int k = 0;
+    if (conninfo && *conninfo) {
+        keys[k] = "dbname";
+        vals[k++] = conninfo;
+    }
+    if (dbname) {
+        keys[k] = "dbname";
+        vals[k++] = dbname;
+    }
+    keys[k] = "fallback_application_name";
+    vals[k++] = app_name ? app_name : "pgmemctl";
+    keys[k] = NULL;
+    vals[k] = NULL;
     char *display = pg_redact_conninfo(conninfo);
+    if (display && dbname) {
+        size_t len = strlen(display) + strlen(dbname) + 16;
+        char *d2 = malloc(len);
+        if (d2)
+            snprintf(d2, len, "%s (database %s)", display, dbname);
+        free(display);
+        display = d2;
+    }
     if (!display)
         return NULL;
-    if (!vals[0]) { /* no conninfo: only the fallback name; libpq reads PG* and services */
-        keys[0] = "fallback_application_name";
-        vals[0] = vals[1];
-        keys[1] = NULL;
-        vals[1] = NULL;
-    }
     if (wait_seconds > 0) {
         double deadline = now_seconds() + wait_seconds;
         PGPing ping;
@@ -365,6 +386,20 @@ pg_conn *pg_connect(const char *conninfo, const char *app_name, double wait_seco
         return NULL;
     }
     return c;
+}
+
+int pg_ping(const char *conninfo)
+{
+    const char *keys[] = {"dbname", NULL};
+    const char *vals[] = {conninfo, NULL};
+    switch (PQpingParams(keys, vals, 1)) {
+    case PQPING_OK:
+        return 1;
+    case PQPING_NO_ATTEMPT:
+        return -1;
+    default:
+        return 0;
+    }
 }
 
 void pg_close(pg_conn *c)

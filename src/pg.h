@@ -27,6 +27,15 @@ void pg_register_secrets(const char *conninfo);
  * sets it. On failure returns NULL and logs the (password-free) reason. Caller closes. */
 pg_conn *pg_connect(const char *conninfo, const char *app_name, double wait_seconds);
 
+/* pg_connect to the database dbname (a plain name; NULL: the conninfo's own) of the server
+ * conninfo names: dbname overrides any database inside conninfo, URI or keyword/value. The
+ * display conninfo then ends with " (database NAME)". */
+pg_conn *pg_connect_db(const char *conninfo, const char *dbname, const char *app_name, double wait_seconds);
+
+/* One PQping of conninfo: 1 the server accepts connections, 0 not (yet: starting, refused, no
+ * response), -1 the conninfo is unusable (no attempt made). Nothing is logged. */
+int pg_ping(const char *conninfo);
+
 /* Closes and frees; NULL allowed. */
 void pg_close(pg_conn *c);
 

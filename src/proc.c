@@ -10,8 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <grp.h>
 #include <sys/wait.h>
 #include <dirent.h>
+#include <ftw.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -61,8 +63,26 @@ static double mono(void)
     return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
 }
 
-int proc_run(const char *const *argv, const char *const *env, const char *const *drop_prefixes, const char *cwd,
-             const char *out_path, double timeout_seconds)
+/* In the child: drop to as's user and group (when as is set), then exec. Never returns. */
+static void child_exec(const char *const *argv, char **cenv, int in, int out, const char *cwd, const proc_user *as,
+                       bool new_session)
+{
+    if (new_session)
+        setsid();
+    if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
+        _exit(126);
+    if (as && as->uid != (uid_t) -1 &&
+        (setgroups(0, NULL) != 0 || setgid(as->gid) != 0 || setuid(as->uid) != 0))
+        _exit(126);
+    if (cwd && chdir(cwd) != 0)
+        _exit(126);
+    execvpe(argv[0], (char *const *) argv, cenv);
+    _exit(127);
+}
+
+/* Forks and execs; returns the child's pid or -1 (logged). */
+static pid_t start(const char *const *argv, const char *const *env, const char *const *drop_prefixes,
+                   const char *cwd, const char *out_path, const proc_user *as, bool new_session)
 {
     char **cenv = child_env(env, drop_prefixes);
     if (!cenv) {
@@ -90,15 +110,26 @@ int proc_run(const char *const *argv, const char *const *env, const char *const 
         free(cenv);
         return -1;
     }
-    if (pid == 0) {
-        if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0 || (cwd && chdir(cwd) != 0))
-            _exit(126);
-        execvpe(argv[0], (char *const *) argv, cenv);
-        _exit(127);
-    }
+    if (pid == 0)
+        child_exec(argv, cenv, in, out, cwd, as, new_session);
     close(out);
     close(in);
     free(cenv);
+    return pid;
+}
+
+int proc_run(const char *const *argv, const char *const *env, const char *const *drop_prefixes, const char *cwd,
+             const char *out_path, double timeout_seconds)
+{
+    return proc_run_as(argv, env, drop_prefixes, cwd, out_path, timeout_seconds, NULL);
+}
+
+int proc_run_as(const char *const *argv, const char *const *env, const char *const *drop_prefixes, const char *cwd,
+                const char *out_path, double timeout_seconds, const proc_user *as)
+{
+    pid_t pid = start(argv, env, drop_prefixes, cwd, out_path, as, false);
+    if (pid < 0)
+        return -1;
     double deadline = mono() + timeout_seconds;
     int status = 0;
     for (;;) {
@@ -209,4 +240,59 @@ void proc_rmdir(const char *dir)
         closedir(d);
     }
     rmdir(dir);
+}
+
+int proc_spawn_as(const char *const *argv, const char *const *env, const char *const *drop_prefixes, const char *cwd,
+                  const char *out_path, const proc_user *as)
+{
+    return (int) start(argv, env, drop_prefixes, cwd, out_path, as, true);
+}
+
+int proc_alive(int pid, int *status)
+{
+    int st = 0;
+    pid_t w = waitpid((pid_t) pid, &st, WNOHANG);
+    if (w == 0)
+        return 1;
+    if (w == (pid_t) pid && status)
+        *status = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
+    return 0;
+}
+
+bool proc_stop(int pid, int sig, double timeout_seconds)
+{
+    if (kill((pid_t) pid, sig) != 0 && errno != ESRCH) {
+        log_error("could not signal process %d: %s", pid, strerror(errno));
+        return false;
+    }
+    double deadline = mono() + timeout_seconds;
+    for (;;) {
+        int st;
+        pid_t w = waitpid((pid_t) pid, &st, WNOHANG);
+        if (w == (pid_t) pid || (w < 0 && errno == ECHILD))
+            return true;
+        if (mono() > deadline) {
+            log_error("process %d did not stop within %.0f s: killed", pid, timeout_seconds);
+            kill((pid_t) pid, SIGKILL);
+            waitpid((pid_t) pid, &st, 0);
+            return false;
+        }
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void) st;
+    (void) ftw;
+    int rc = (flag == FTW_DP) ? rmdir(path) : unlink(path);
+    if (rc != 0)
+        log_warn("could not remove %s: %s", path, strerror(errno));
+    return 0;
+}
+
+void proc_rmtree(const char *dir)
+{
+    nftw(dir, rm_entry, 32, FTW_DEPTH | FTW_PHYS);
 }
