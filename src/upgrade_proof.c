@@ -173,6 +173,10 @@ static bool take_table(pg_conn *c, const char *dbname, const char *oid, bool pop
 bool proof_snapshot_take(pg_conn *c, const char *dbname, int sample_rows, proof_snapshot *out)
 {
     memset(out, 0, sizeof *out);
+    if (sample_rows <= 0) {
+        log_error("proof: database %s: the sample size must be positive, not %d", dbname, sample_rows);
+        return false;
+    }
     bool found;
     out->db = strdup(dbname);
     out->vector_version =
