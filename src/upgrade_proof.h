@@ -25,12 +25,17 @@ typedef struct {
                             table has no primary key (then only the row count is compared) */
 } proof_vector_col;
 
-/* One user table (relkind 'r', 'm' or 'p'; not in pg_catalog, information_schema, pg_toast or
- * another system schema; not a member of an extension). */
+/* One user table (relkind 'r' or 'm'; not in pg_catalog, information_schema, pg_toast* or
+ * pg_temp*; not a member of an extension). A partitioned parent ('p') holds no rows of its own:
+ * it is not listed, its partitions are (each an 'r' table), so no row is counted twice. A
+ * materialized view that is not populated counts 0 rows and gets no checksums. */
 typedef struct {
     char *schema;
     char *table;
     int64_t rows;        /* exact count(*) */
+    /* vector columns in column order; a checksum covers the first sample_rows rows in
+       primary-key order (collatable key columns compared COLLATE "C", so the sample does not
+       depend on the operating system's collation), NULL values skipped */
     proof_vector_col *vcols;
     int nvcols;
 } proof_table;
@@ -50,6 +55,7 @@ typedef struct {
  * false (error logged, naming the database and table) on a query error; *out is then empty.
  * Release with proof_snapshot_free. */
 bool proof_snapshot_take(pg_conn *c, const char *dbname, int sample_rows, proof_snapshot *out);
+/* Frees everything s holds and empties it; NULL or an empty snapshot allowed. */
 void proof_snapshot_free(proof_snapshot *s);
 
 /* One difference found by the proof. */
@@ -79,6 +85,8 @@ typedef struct {
     int ncap;
 } proof_result;
 
+/* res starts zeroed ({0}); every function below adds to it. */
+
 /* Compares `before` (taken on the old side) with the database c_new is connected to on the new
  * side: takes the same snapshot there (same sample_rows) and records a mismatch for every table
  * missing, extra, with another row count or another checksum. Then checks, on that database:
@@ -89,15 +97,22 @@ typedef struct {
  * the ordering operator (pg_amop, amoppurpose 'o') of the index's opfamily, names the index; and
  * when `vector` is installed, its extversion equals the newest version the new server offers
  * (the highest of pg_available_extension_versions by numeric dotted order; a mismatch names
- * both). Adds to res's totals. Returns false only when it could not run (connection error,
- * logged); a failing check is a mismatch, not a false return. */
+ * both; `vector` installed on the old side but not on the new one is "extension_missing").
+ * Mismatches carry before->db as their database. Adds to res's totals (a table counts when it
+ * exists on both sides; a vector column when both sides have a checksum). Returns false only
+ * when it could not run (connection error: the snapshot or a catalog query failed with no
+ * SQLSTATE or one of class 08 / 57P, logged); any other query error is a "query_error" mismatch
+ * naming the object (the database, or the index whose EXPLAIN failed), not a false return. When
+ * c_new is already inside a transaction, each EXPLAIN runs in a savepoint that is rolled back. */
 bool proof_check_db(pg_conn *c_new, const proof_snapshot *before, int sample_rows, proof_result *res);
 
 /* Records a mismatch when the server c is connected to is not of major version want_major
  * (e.g. 17, compared with server_version_num / 10000). Returns false on a query error. */
 bool proof_check_server(pg_conn *c, int want_major, proof_result *res);
 
-/* Records a mismatch "database_missing" for a database of the old side absent on the new side. */
+/* Appends a mismatch (every string copied; db, object, expected and actual may be NULL), e.g.
+ * "database_missing" for a database of the old side absent on the new side. Out of memory:
+ * logged, the mismatch is recorded without its texts or, failing that, dropped. */
 void proof_add_mismatch(proof_result *res, const char *db, const char *check, const char *object,
                         const char *expected, const char *actual);
 
@@ -112,6 +127,13 @@ cJSON *proof_render(const proof_result *res);
 /* Logs each mismatch as an error line ("proof: database d: rows of public.t: old 100, new 99"). */
 void proof_log_mismatches(const proof_result *res);
 
+/* Frees the mismatches and zeroes res; NULL allowed. */
 void proof_result_free(proof_result *res);
+
+/* Compares two dotted versions component by component as integers ("0.10.0" > "0.8.0"; a
+ * missing component counts as 0, so "0.8" equals "0.8.0"; a non-numeric tail of a component such
+ * as "1beta2" is dropped). Returns <0, 0 or >0. Texts that are not versions (NULL counts as "")
+ * are ordered by strcmp, so the order is stable. Same rules as verify's version constraints. */
+int proof_version_cmp(const char *a, const char *b);
 
 #endif
