@@ -502,6 +502,14 @@ bool compat_probe(pg_conn *c, const compat_list *l, compat_ext_rule ext_rule, co
         log_error("upgrade preflight: starting the probe on the new server: %s", pg_errmsg(c));
     ok = ok && probe_all(&p, l, ext_rule);
     pg_rollback(c); /* always: nothing the probe did may stay */
+    /* problems in the order of the list (extensions were probed first); stable insertion sort */
+    for (int i = 1; i < out->nproblems; i++) {
+        compat_problem pr = out->problems[i];
+        int j = i;
+        for (; j > 0 && out->problems[j - 1].item > pr.item; j--)
+            out->problems[j] = out->problems[j - 1];
+        out->problems[j] = pr;
+    }
     for (int i = 0; i < p.nfits; i++) {
         free(p.fits[i].am);
         free(p.fits[i].spec);
