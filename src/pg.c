@@ -602,9 +602,9 @@ void pg_copy_abort(pg_conn *c, const char *reason)
 
 /* ---- misc ------------------------------------------------------------------------------- */
 
-char *pg_quote_ident(pg_conn *c, const char *ident)
+/* A PQescape* result as a malloc'd copy (the libpq buffer freed), or NULL with the error stored. */
+static char *escaped_copy(pg_conn *c, char *q)
 {
-    char *q = PQescapeIdentifier(c->conn, ident, strlen(ident));
     if (!q) {
         set_error(c, PQerrorMessage(c->conn), "");
         return NULL;
@@ -612,6 +612,16 @@ char *pg_quote_ident(pg_conn *c, const char *ident)
     char *out = strdup(q);
     PQfreemem(q);
     return out;
+}
+
+char *pg_quote_ident(pg_conn *c, const char *ident)
+{
+    return escaped_copy(c, PQescapeIdentifier(c->conn, ident, strlen(ident)));
+}
+
+char *pg_quote_literal(pg_conn *c, const char *s)
+{
+    return escaped_copy(c, PQescapeLiteral(c->conn, s, strlen(s)));
 }
 
 bool pg_begin(pg_conn *c) { return pg_run(c, "BEGIN", 0, NULL); }

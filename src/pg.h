@@ -98,6 +98,10 @@ void pg_copy_abort(pg_conn *c, const char *reason);
  * NULL on error. */
 char *pg_quote_ident(pg_conn *c, const char *ident);
 
+/* Quotes a string literal (PQescapeLiteral), for the places where a value cannot be a $n
+ * parameter (DDL). Returns a newly allocated string (free()), or NULL on error (stored in c). */
+char *pg_quote_literal(pg_conn *c, const char *s);
+
 /* Transactions: thin wrappers over BEGIN/COMMIT/ROLLBACK. Rollback never fails loudly. */
 bool pg_begin(pg_conn *c);
 bool pg_commit(pg_conn *c);

@@ -67,6 +67,9 @@ typedef struct {
     compat_problem *problems;
     int nproblems, cap;
     char *server_version;    /* the new server's server_version, e.g. "17.11" */
+    int skipped;             /* items not probed (logged as warnings): an index option or access
+                                method whose method exists on the new server but takes none of
+                                the scratch columns; not counted in tried, not a problem */
 } compat_result;
 
 /* Tries every item of l on the server c is connected to (the new major version), in one
@@ -82,13 +85,15 @@ typedef struct {
 bool compat_probe(pg_conn *c, const compat_list *l, compat_ext_rule ext_rule, compat_result *out);
 void compat_result_free(compat_result *r);
 
-/* One line per problem, e.g.
+/* One line per problem (each ending in a newline), e.g.
  *   column option pg_attver=22466368 (on db.public.items.id, 12 columns): ERROR 22023 unrecognized
  *   parameter "pg_attver"
  * Newly allocated, caller frees; "" when none. */
 char *compat_describe(const compat_result *r);
 
-/* [{"kind", "name", "value", "example", "count", "error", "sqlstate", "statement"}]. Caller owns. */
+/* [{"kind", "name", "value", "example", "count", "error", "sqlstate", "statement"}], one object
+ * per problem; kind is "reloption", "attoption", "setting", "index_am" or "extension"; each object
+ * also has "relkind" and "am" (null when the item has none). NULL when out of memory. Caller owns. */
 cJSON *compat_render(const compat_result *r);
 
 #endif
