@@ -34,7 +34,7 @@ UNIT_SRC := $(wildcard tests/unit/*.c)
 INT_SRC  := $(wildcard tests/integration/*.c)
 TCOMMON  := $(wildcard tests/common/*.c)
 
-.PHONY: all check check-unit check-integration demo install clean lint bench-copy bench-verify bench-reembed bench-search deps
+.PHONY: all check check-unit check-integration demo install clean lint bench-copy bench-verify bench-reembed bench-search bench-upgrade deps
 
 all: bin/pgmemctl $(addprefix bin/,$(TOOLS))
 
@@ -105,9 +105,11 @@ $(OUT)/tests/embed-server: tests/fixtures/embed_server.c $(OUT)/libpgmemctl.a
 deps:
 	scripts/install-deps
 
-# `make check`: installs what it needs, builds with ASan/UBSan, runs unit then integration
-# tests against a throwaway PostgreSQL sandbox that it starts and stops itself.
+# `make check`: installs what it needs (PostgreSQL 17 and 15.18 for the major-upgrade tests too: the first
+# time a build of several minutes, cached afterwards), builds with ASan/UBSan, runs unit then integration
+# tests against throwaway PostgreSQL sandboxes that it starts and stops itself.
 check: deps
+	scripts/install-deps --with-pg17 --with-pg15-main >/dev/null
 	$(MAKE) SAN=1 check-build
 	scripts/run-tests
 
@@ -137,6 +139,12 @@ bench-reembed: deps
 bench-search: deps
 	$(MAKE) all
 	scripts/bench-search
+
+# The major-upgrade benchmark: a 100,000-memory store upgraded 15 -> 17 by link, copy and dump.
+bench-upgrade: deps
+	scripts/install-deps --with-pg17 --with-pg15-main >/dev/null
+	$(MAKE) all
+	scripts/bench-upgrade
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1

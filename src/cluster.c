@@ -73,7 +73,7 @@ static int run_capture(const char *const *argv, const char *workdir, const char 
     int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd >= 0)
         close(fd);
-    int rc = proc_run_as(argv, NULL, drop_env, NULL, out, timeout, as);
+    int rc = proc_run_as(argv, NULL, drop_env, workdir, out, timeout, as);
     if (text) {
         *text = proc_read_file(out, NULL);
         if (!*text)
@@ -96,6 +96,28 @@ static const char *tail_lines(const char *text, int n)
     }
     return p;
 }
+
+int cluster_run(const cluster_install *inst, const char *const *argv, const char *workdir, const char *logname,
+                const proc_user *as, double timeout_seconds, char **text)
+{
+    int n = 0;
+    while (argv[n])
+        n++;
+    const char **full = calloc((size_t) n + 1, sizeof *full);
+    char *prog = join(inst->bindir, argv[0]);
+    int rc = -1;
+    if (full && prog) {
+        full[0] = prog;
+        for (int i = 1; i < n; i++)
+            full[i] = argv[i];
+        rc = run_capture(full, workdir, logname, as, timeout_seconds, text);
+    }
+    free(full);
+    free(prog);
+    return rc;
+}
+
+const char *cluster_tail(const char *text, int n) { return tail_lines(text, n); }
 
 /* ---- installations ------------------------------------------------------------------------- */
 

@@ -122,6 +122,17 @@ bool cluster_stop(cluster_server *s);
 bool cluster_stop_external(const cluster_install *inst, const char *datadir, const char *workdir,
                            const proc_user *as);
 
+/* Runs the program argv[0] of inst's bin directory with argv[1..] (NULL-terminated) as `as`, in
+ * workdir, stdout and stderr into workdir/logname (truncated first), without the PG* variables that
+ * would redirect it (PGHOST, PGPORT, PGDATA, …; PGPASSWORD and PGPASSFILE stay). When text is not
+ * NULL it gets the output (newly allocated, never NULL). Returns the exit status (-1: could not
+ * start, logged). */
+int cluster_run(const cluster_install *inst, const char *const *argv, const char *workdir, const char *logname,
+                const proc_user *as, double timeout_seconds, char **text);
+
+/* The last n lines of text (a pointer into text), for error messages. */
+const char *cluster_tail(const char *text, int n);
+
 /* Quotes a libpq keyword value ('…' with \ and ' escaped); newly allocated. */
 char *cluster_conninfo_value(const char *v);
 

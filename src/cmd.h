@@ -48,4 +48,8 @@ int cmd_verify(const global_ctx *g, int argc, char **argv);
 void cmd_verify_help(void);
 extern const opt_spec cmd_verify_specs[];
 
+int cmd_upgrade(const global_ctx *g, int argc, char **argv);
+void cmd_upgrade_help(void);
+extern const opt_spec cmd_upgrade_specs[];
+
 #endif

@@ -21,6 +21,10 @@ static const command commands[] = {
      cmd_verify_specs},
     {"bench", "search latency, recall@k and QPS of the store (or of scratch stores)", cmd_bench, cmd_bench_help,
      cmd_bench_specs},
+    {"upgrade", "major-version upgrade with pgvector (pg_upgrade or dump/restore), preflight and proof", cmd_upgrade,
+     cmd_upgrade_help, cmd_upgrade_specs},
+    {"upgrade-pg16-to-pg17", "the same as upgrade --from-version 16 --to-version 17", cmd_upgrade, cmd_upgrade_help,
+     cmd_upgrade_specs},
 };
 #define NCOMMANDS ((int) (sizeof commands / sizeof commands[0]))
 
@@ -44,7 +48,7 @@ static void usage(FILE *out)
             "      --version            tool and libpq versions\n"
             "\ncommands:\n");
     for (int i = 0; i < NCOMMANDS; i++)
-        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-22s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\nSee pgmemctl(1) and pgmemctl-<command>(1).\n");
 }
 

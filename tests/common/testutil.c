@@ -27,7 +27,7 @@
 
 extern char **environ;
 
-#define TU_RUN_LIMIT_SECONDS 120.0
+#define TU_RUN_LIMIT_SECONDS 300.0
 
 /* ---- small things ------------------------------------------------------------------------ */
 

@@ -55,7 +55,7 @@ typedef struct {
  * captured completely (through unlinked temporary files, so there is no pipe to fill), stdin
  * is /dev/null, the working directory is "/" (so no ./pgmemctl.yaml is picked up), and the
  * environment is the test's minus DATABASE_URL and every variable starting with "PG" (no
- * PGPASSWORD, PGHOST, PGMEMCTL_* option settings leak in). A run is killed after 120 s.
+ * PGPASSWORD, PGHOST, PGMEMCTL_* option settings leak in). A run is killed after 300 s.
  * The test fails if stderr contains a sanitizer report (AddressSanitizer, LeakSanitizer or a
  * UBSan "runtime error:"). Release with tu_run_free. */
 tu_run_result tu_run(const char *const *argv);
@@ -70,7 +70,7 @@ tu_run_result tu_run_env(const char *const *argv, const char *const *env_kv);
 void tu_expect_status(const tu_run_result *r, int want, const char *what);
 
 /* The same in two halves, to run several processes at once: tu_spawn starts the child and
- * returns at once; tu_wait waits for it (same 120 s limit), collects its output and frees p. */
+ * returns at once; tu_wait waits for it (same 300 s limit), collects its output and frees p. */
 typedef struct tu_proc tu_proc;
 tu_proc *tu_spawn(const char *const *argv, const char *const *env_kv);
 tu_run_result tu_wait(tu_proc *p);

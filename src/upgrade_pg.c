@@ -1,0 +1,787 @@
+/* upgrade_pg.c — `pgmemctl upgrade --method pg_upgrade`: preflight (installations, data
+ * directories, settings, pgvector, options the new server rejects), initdb, pg_upgrade --check,
+ * pg_upgrade, the new cluster started privately for ALTER EXTENSION … UPDATE, vacuumdb
+ * --analyze-in-stages and the proof, then stopped again. */
+#define _GNU_SOURCE
+#include "cluster.h"
+#include "log.h"
+#include "pg.h"
+#include "progress.h"
+#include "upgrade.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum { OLD_PORT = 50432, NEW_PORT = 50433 };
+
+/* Server settings for pgmemctl's private start of the old cluster: it must change as little as
+ * possible there. */
+static const char *const old_extra[] = {"autovacuum=off", "archive_mode=off", NULL};
+
+typedef struct {
+    const upgrade_options *o;
+    upgrade_result *res;
+    double t_start;
+    cluster_install oldi, newi;
+    cluster_datadir oldd;
+    bool have_oldd;
+    bool new_exists;        /* the new data directory existed before the run */
+    char *new_dir;          /* absolute path of the new data directory */
+    proc_user as;
+    const char *superuser;  /* o->username or the owner's name */
+    char *encoding, *collate, *ctype, *provider, *icu;
+    char **dbs;
+    int ndbs;
+    compat_list compat;
+    proof_snapshot *snaps;  /* ndbs, taken on the old cluster while only pgmemctl could reach it */
+    bool have_snaps;
+} pgu;
+
+static char *path_join(const char *a, const char *b)
+{
+    char *s = NULL;
+    if (asprintf(&s, "%s/%s", a, b) < 0)
+        return NULL;
+    return s;
+}
+
+static bool dir_is_empty(const char *path, bool *exists)
+{
+    DIR *d = opendir(path);
+    *exists = d != NULL || errno != ENOENT;
+    if (!d)
+        return true;
+    struct dirent *e;
+    bool empty = true;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            empty = false;
+    closedir(d);
+    return empty;
+}
+
+static bool file_exists(const char *dir, const char *name)
+{
+    char *p = path_join(dir, name);
+    bool ok = p && access(p, F_OK) == 0;
+    free(p);
+    return ok;
+}
+
+/* The default_version line of a control file ("default_version = '0.8.0'"), newly allocated. */
+static char *control_default_version(const char *path)
+{
+    char *text = proc_read_file(path, NULL);
+    if (!text)
+        return NULL;
+    char *r = NULL, *p = strstr(text, "default_version");
+    if (p && (p = strchr(p, '\''))) {
+        size_t len = strcspn(p + 1, "'");
+        r = strndup(p + 1, len);
+    }
+    free(text);
+    return r;
+}
+
+/* ---- preflight: installations and directories ------------------------------------------------- */
+
+static bool check_static(pgu *u)
+{
+    const upgrade_options *o = u->o;
+    upgrade_result *res = u->res;
+    proc_user me = {(uid_t) -1, (gid_t) -1};
+    if (!cluster_install_probe(o->old_bindir, res->work_dir, &me, &u->oldi)) {
+        upgrade_check_add(res, "old_bindir", false, "%s is not a usable PostgreSQL installation", o->old_bindir);
+        return false;
+    }
+    if (!cluster_install_probe(o->new_bindir, res->work_dir, &me, &u->newi)) {
+        upgrade_check_add(res, "new_bindir", false, "%s is not a usable PostgreSQL installation", o->new_bindir);
+        return false;
+    }
+    res->old_version = strdup(u->oldi.version);
+    res->new_version = strdup(u->newi.version);
+    res->old_major = u->oldi.major;
+    res->new_major = u->newi.major;
+    upgrade_check_add(res, "old_version", !o->from_version || o->from_version == u->oldi.major,
+                      "--old-bindir %s is PostgreSQL %s%s", u->oldi.bindir, u->oldi.version,
+                      o->from_version && o->from_version != u->oldi.major ? ": not the version this upgrade is from"
+                                                                          : "");
+    upgrade_check_add(res, "new_version",
+                      (!o->to_version || o->to_version == u->newi.major) && u->newi.major > u->oldi.major,
+                      "--new-bindir %s is PostgreSQL %s%s", u->newi.bindir, u->newi.version,
+                      o->to_version && o->to_version != u->newi.major ? ": not the version this upgrade is to"
+                      : u->newi.major <= u->oldi.major                ? ": not a newer major version"
+                                                                      : "");
+
+    /* the old data directory's owner runs every program; it needs the work directory */
+    struct stat dst;
+    if (stat(o->old_datadir, &dst) == 0 && geteuid() == 0 && chown(res->work_dir, dst.st_uid, dst.st_gid) != 0) {
+        upgrade_check_add(res, "work_dir", false, "could not give %s to uid %d: %s", res->work_dir, (int) dst.st_uid,
+                          strerror(errno));
+        return false;
+    }
+    if (!cluster_datadir_inspect(&u->oldi, o->old_datadir, res->work_dir, NULL, &u->oldd)) {
+        upgrade_check_add(res, "old_datadir", false, "%s cannot be read as a PostgreSQL data directory",
+                          o->old_datadir);
+        return false;
+    }
+    u->have_oldd = true;
+    res->old_where = strdup(u->oldd.datadir);
+    upgrade_check_add(res, "old_datadir", u->oldd.major == u->oldi.major,
+                      "%s: PostgreSQL %d data directory owned by %s, state \"%s\"%s", u->oldd.datadir,
+                      u->oldd.major, u->oldd.owner, u->oldd.state,
+                      u->oldd.major != u->oldi.major ? ": does not match --old-bindir's major version" : "");
+    u->as = cluster_run_as(u->oldd.uid, u->oldd.gid);
+    u->superuser = o->username ? o->username : u->oldd.owner;
+    if (geteuid() != 0 && geteuid() != u->oldd.uid) {
+        upgrade_check_add(res, "user", false, "run pgmemctl as %s (the data directory's owner) or as root",
+                          u->oldd.owner);
+        return false;
+    }
+
+    /* the new data directory: absent or empty (pgmemctl runs initdb), or an initialised cluster */
+    bool exists;
+    bool empty = dir_is_empty(o->new_datadir, &exists);
+    u->new_exists = exists && !empty;
+    if (u->new_exists) {
+        cluster_datadir nd;
+        if (!cluster_datadir_inspect(&u->newi, o->new_datadir, res->work_dir, NULL, &nd)) {
+            upgrade_check_add(res, "new_datadir", false, "%s exists and is not a PostgreSQL data directory",
+                              o->new_datadir);
+            return false;
+        }
+        u->new_dir = strdup(nd.datadir);
+        bool ok = nd.major == u->newi.major && !nd.running && nd.uid == u->oldd.uid;
+        upgrade_check_add(res, "new_datadir", ok, "%s: existing PostgreSQL %d cluster%s%s%s", nd.datadir, nd.major,
+                          nd.major != u->newi.major ? ", not of --new-bindir's version" : "",
+                          nd.running ? ", running: stop it first" : "",
+                          nd.uid != u->oldd.uid ? ", owned by another user than the old one" : "");
+        upgrade_check_add(res, "data_checksums", nd.checksum_version == u->oldd.checksum_version,
+                          "old cluster: data checksums %s, new cluster: %s", u->oldd.checksum_version ? "on" : "off",
+                          nd.checksum_version ? "on" : "off");
+        upgrade_check_add(res, "wal_segment_size", nd.wal_segsize == u->oldd.wal_segsize,
+                          "old %lld bytes, new %lld bytes", (long long) u->oldd.wal_segsize,
+                          (long long) nd.wal_segsize);
+        cluster_datadir_free(&nd);
+    } else {
+        u->new_dir = exists ? realpath(o->new_datadir, NULL) : NULL;
+        if (!u->new_dir) {
+            /* absent: its parent must exist */
+            char *copy = strdup(o->new_datadir);
+            char *slash = copy ? strrchr(copy, '/') : NULL;
+            const char *parent = slash ? (slash == copy ? "/" : (*slash = '\0', copy)) : ".";
+            char *rp = realpath(parent, NULL);
+            const char *base = slash ? slash + 1 : o->new_datadir;
+            if (rp && *base)
+                u->new_dir = path_join(rp, base);
+            free(rp);
+            free(copy);
+        }
+        if (!u->new_dir) {
+            upgrade_check_add(res, "new_datadir", false, "the parent directory of %s does not exist", o->new_datadir);
+            return false;
+        }
+        upgrade_check_add(res, "new_datadir", true,
+                          "%s: %s; initdb creates the new cluster there with the old cluster's settings%s", u->new_dir,
+                          exists ? "empty" : "absent", o->dry_run ? " (not in a dry run)" : "");
+        upgrade_check_add(res, "data_checksums", true, "data checksums %s in both (initdb %s)",
+                          u->oldd.checksum_version ? "on" : "off", u->oldd.checksum_version ? "-k" : "without -k");
+    }
+    res->new_where = strdup(u->new_dir);
+
+    if (!strcmp(u->oldd.datadir, u->new_dir) || !strncmp(u->new_dir, u->oldd.datadir, strlen(u->oldd.datadir))) {
+        upgrade_check_add(res, "new_datadir", false, "%s is (inside) the old data directory", u->new_dir);
+        return false;
+    }
+
+    /* space and file systems */
+    dev_t dev_old = 0, dev_new = 0;
+    struct stat st;
+    if (stat(u->oldd.datadir, &st) == 0)
+        dev_old = st.st_dev;
+    int64_t avail = cluster_free_bytes(u->new_dir, &dev_new);
+    int64_t need = cluster_data_bytes(u->oldd.datadir);
+    if (o->mode == UPG_COPY) {
+        int64_t want = need + need / 10 + 64 * 1024 * 1024;
+        upgrade_check_add(res, "disk_space", need >= 0 && avail >= want,
+                          "copy mode writes the old cluster's %.1f MB again; %.1f MB free where %s goes "
+                          "(%.1f MB needed with a 10 %% margin)",
+                          (double) need / 1048576.0, (double) avail / 1048576.0, u->new_dir, (double) want / 1048576.0);
+    } else {
+        upgrade_check_add(res, "same_filesystem", avail >= 0 && dev_old == dev_new,
+                          "%s mode needs the old and new data directories on one file system: %s", upgrade_mode_name(o->mode),
+                          dev_old == dev_new ? "they are" : "they are not (use --mode copy)");
+    }
+
+    /* the old cluster must be shut down, or be stopped by pgmemctl */
+    if (u->oldd.running)
+        upgrade_check_add(res, "old_cluster_stopped", o->stop_old || o->dry_run,
+                          "the old cluster is running (pid %ld)%s", u->oldd.pid,
+                          o->stop_old ? ": pgmemctl stops it (pg_ctl stop -m fast) after the preflight"
+                          : o->dry_run ? ": a real run needs it stopped, or --stop-old"
+                                       : ": stop it first (pg_ctl -D DATADIR stop -m fast, or the service manager), "
+                                         "or pass --stop-old");
+    else
+        upgrade_check_add(res, "old_cluster_stopped", true, "the old cluster is not running (state \"%s\")%s",
+                          u->oldd.state,
+                          strcmp(u->oldd.state, "shut down") ? "; pgmemctl's private start recovers it first" : "");
+    return true;
+}
+
+/* ---- preflight: inside the old cluster ------------------------------------------------------- */
+
+/* Reads the cluster-wide facts and the databases from the old cluster reached with conninfo. */
+static bool read_old(pgu *u, const char *conninfo, bool take_snapshots)
+{
+    upgrade_result *res = u->res;
+    pg_conn *c = pg_connect_db(conninfo, "template1", "pgmemctl upgrade", 0);
+    if (!c) {
+        upgrade_check_add(res, "old_connect", false,
+                          "could not connect to the old cluster as %s (pass --username, or --old-conninfo for a "
+                          "running cluster)", u->superuser);
+        return false;
+    }
+    bool ok = false;
+    bool found;
+    char *boot = pg_query_text(c, "SELECT rolname FROM pg_authid WHERE oid = 10", 0, NULL, &found);
+    upgrade_check_add(res, "superuser", boot && !strcmp(boot, u->superuser),
+                      "the old cluster's bootstrap superuser is %s%s", boot ? boot : "?",
+                      boot && strcmp(boot, u->superuser) ? ": pass --username with it" : "");
+    free(boot);
+    const char *locsql = pg_server_version(c) >= 170000
+                             ? "SELECT pg_encoding_to_char(encoding), datcollate, datctype, datlocprovider::text, "
+                               "datlocale FROM pg_database WHERE datname = 'template0'"
+                             : "SELECT pg_encoding_to_char(encoding), datcollate, datctype, datlocprovider::text, "
+                               "daticulocale FROM pg_database WHERE datname = 'template0'";
+    pg_result *r = pg_exec(c, locsql, 0, NULL);
+    if (!r || pg_ntuples(r) != 1) {
+        log_error("upgrade: reading template0's encoding and locale: %s", pg_errmsg(c));
+        pg_clear(r);
+        goto done;
+    }
+    u->encoding = strdup(pg_value(r, 0, 0));
+    u->collate = strdup(pg_value(r, 0, 1));
+    u->ctype = strdup(pg_value(r, 0, 2));
+    const char *prov = pg_value(r, 0, 3);
+    u->provider = strdup(!strcmp(prov, "i") ? "icu" : !strcmp(prov, "b") ? "builtin" : "libc");
+    u->icu = pg_isnull(r, 0, 4) ? NULL : strdup(pg_value(r, 0, 4));
+    pg_clear(r);
+    u->ndbs = upgrade_list_databases(c, &u->dbs);
+    if (u->ndbs < 0)
+        goto done;
+    res->databases = calloc((size_t) u->ndbs + 1, sizeof *res->databases);
+    for (int i = 0; res->databases && i < u->ndbs; i++)
+        res->databases[i] = strdup(u->dbs[i]);
+    res->ndatabases = res->databases ? u->ndbs : 0;
+    ok = true;
+done:
+    pg_close(c);
+    if (!ok)
+        return false;
+    if (!upgrade_collect_old(conninfo, u->dbs, u->ndbs, &u->compat, res))
+        return false;
+    if (take_snapshots) {
+        u->snaps = calloc((size_t) u->ndbs + 1, sizeof *u->snaps);
+        if (!u->snaps)
+            return false;
+        for (int i = 0; i < u->ndbs; i++) {
+            pg_conn *dc = pg_connect_db(conninfo, u->dbs[i], "pgmemctl upgrade proof", 0);
+            bool took = dc && proof_snapshot_take(dc, u->dbs[i], u->o->sample_rows, &u->snaps[i]);
+            pg_close(dc);
+            if (!took)
+                return false;
+        }
+        u->have_snaps = true;
+        log_info("upgrade: snapshot of %d database(s) taken on the old cluster", u->ndbs);
+    }
+    return true;
+}
+
+/* The old cluster's facts: through its own socket when it runs, else a private start. */
+static bool preflight_old(pgu *u)
+{
+    if (u->oldd.running) {
+        char *conninfo = NULL;
+        if (u->o->old_conninfo)
+            conninfo = strdup(u->o->old_conninfo);
+        else {
+            char *qh = cluster_conninfo_value(u->oldd.socket_dir ? u->oldd.socket_dir : "/var/run/postgresql");
+            char *qu = cluster_conninfo_value(u->superuser);
+            if (qh && qu && asprintf(&conninfo, "host=%s port=%d user=%s", qh, u->oldd.port, qu) < 0)
+                conninfo = NULL;
+            free(qh);
+            free(qu);
+        }
+        bool ok = conninfo && read_old(u, conninfo, false);
+        free(conninfo);
+        return ok;
+    }
+    cluster_server s;
+    if (!cluster_start(&u->oldi, u->oldd.datadir, u->res->work_dir, "old", OLD_PORT, u->superuser, old_extra, &u->as,
+                       3600, &s)) {
+        upgrade_check_add(u->res, "old_start", false, "the old cluster could not be started privately (log in %s)",
+                          u->res->work_dir);
+        return false;
+    }
+    bool ok = read_old(u, s.conninfo, true);
+    if (!cluster_stop(&s))
+        ok = false;
+    return ok;
+}
+
+/* pgvector's files in the new installation, when any database uses it. */
+static void check_pgvector_files(pgu *u)
+{
+    if (!u->res->vector_before) {
+        upgrade_check_add(u->res, "pgvector_installed", true, "no database of the old cluster uses pgvector");
+        return;
+    }
+    if (!u->newi.sharedir || !u->newi.pkglibdir) {
+        upgrade_check_add(u->res, "pgvector_installed", true,
+                          "no pg_config in %s: pgvector is checked by the new server itself below", u->newi.bindir);
+        return;
+    }
+    char *control = path_join(u->newi.sharedir, "extension/vector.control");
+    char *lib = path_join(u->newi.pkglibdir, "vector.so");
+    char *ver = control ? control_default_version(control) : NULL;
+    bool lib_ok = lib && access(lib, R_OK) == 0;
+    if (!ver || !lib_ok)
+        upgrade_check_add(u->res, "pgvector_installed", false,
+                          "pgvector %s is used by the old cluster but not installed for PostgreSQL %s in %s (%s%s%s): "
+                          "build and install pgvector for the new version (make PG_CONFIG=%s/pg_config install), "
+                          "then run again",
+                          u->res->vector_before, u->newi.version, u->newi.bindir, ver ? "" : control ? control : "?",
+                          !ver && !lib_ok ? ", " : "", lib_ok ? "" : lib ? lib : "?", u->newi.bindir);
+    else
+        upgrade_check_add(u->res, "pgvector_installed", true, "pgvector %s for PostgreSQL %s (%s); the old cluster has %s",
+                          ver, u->newi.version, control, u->res->vector_before);
+    free(control);
+    free(lib);
+    free(ver);
+}
+
+/* initdb with the old cluster's settings into dir. */
+static bool initdb_like_old(pgu *u, const char *dir)
+{
+    cluster_initdb_opts io = {.encoding = u->encoding,
+                              .lc_collate = u->collate,
+                              .lc_ctype = u->ctype,
+                              .locale_provider = u->provider,
+                              .icu_locale = u->icu,
+                              .checksums = u->oldd.checksum_version != 0,
+                              .wal_segsize = u->oldd.wal_segsize,
+                              .superuser = u->superuser};
+    return cluster_initdb(&u->newi, dir, &io, u->res->work_dir, &u->as);
+}
+
+/* The new server: initdb (the real directory, or a scratch one in a dry run), a private start, the
+ * compatibility probe (rolled back), the locale comparison for an existing cluster. */
+static bool preflight_new(pgu *u)
+{
+    upgrade_result *res = u->res;
+    char *dir = NULL;
+    bool scratch = false;
+    if (u->new_exists)
+        dir = strdup(u->new_dir);
+    else if (u->o->dry_run) {
+        dir = path_join(res->work_dir, "probe-new");
+        scratch = true;
+    } else
+        dir = strdup(u->new_dir);
+    if (!dir)
+        return false;
+    bool ok = false;
+    if (!u->new_exists) {
+        double t0 = progress_now();
+        if (!initdb_like_old(u, dir)) {
+            upgrade_check_add(res, "initdb", false,
+                              "initdb of PostgreSQL %s with the old cluster's settings (encoding %s, collate %s, "
+                              "ctype %s, provider %s) failed: see %s/initdb.log",
+                              u->newi.version, u->encoding, u->collate, u->ctype, u->provider, res->work_dir);
+            if (!scratch)
+                res->new_created = true; /* so that it is removed again */
+            goto done;
+        }
+        if (!scratch)
+            res->new_created = true;
+        upgrade_phase_end(res, "initdb", t0);
+    }
+    cluster_server s;
+    if (!cluster_start(&u->newi, dir, res->work_dir, "new", NEW_PORT, u->superuser, NULL, &u->as, 600, &s)) {
+        upgrade_check_add(res, "new_start", false, "the new cluster (%s) could not be started: see %s", dir,
+                          res->work_dir);
+        goto done;
+    }
+    if (u->new_exists) {
+        pg_conn *c = pg_connect_db(s.conninfo, "template1", "pgmemctl upgrade", 0);
+        pg_result *r = c ? pg_exec(c,
+                                   "SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database "
+                                   "WHERE datname = 'template0'",
+                                   0, NULL)
+                         : NULL;
+        if (r && pg_ntuples(r) == 1) {
+            bool same = !strcmp(pg_value(r, 0, 0), u->encoding) && !strcmp(pg_value(r, 0, 1), u->collate) &&
+                        !strcmp(pg_value(r, 0, 2), u->ctype);
+            upgrade_check_add(res, "encoding_locale", same,
+                              "old: encoding %s, collate %s, ctype %s; new: %s, %s, %s%s", u->encoding, u->collate,
+                              u->ctype, pg_value(r, 0, 0), pg_value(r, 0, 1), pg_value(r, 0, 2),
+                              same ? "" : ": initdb the new cluster again with the old settings");
+        }
+        pg_clear(r);
+        pg_close(c);
+    } else
+        upgrade_check_add(res, "encoding_locale", true, "encoding %s, collate %s, ctype %s, provider %s (initdb)",
+                          u->encoding, u->collate, u->ctype, u->provider);
+    ok = upgrade_probe_new(s.conninfo, &u->compat, COMPAT_EXT_SAME_OR_UPDATE, res);
+    if (!cluster_stop(&s))
+        ok = false;
+done:
+    if (scratch)
+        proc_rmtree(dir);
+    free(dir);
+    return ok;
+}
+
+static void make_plan(pgu *u)
+{
+    const upgrade_options *o = u->o;
+    upgrade_result *res = u->res;
+    if (u->oldd.running)
+        upgrade_plan_add(res, "stop the old cluster (pg_ctl stop -D %s -m fast): downtime starts", u->oldd.datadir);
+    upgrade_plan_add(res, "start the old cluster privately (no TCP, pgmemctl's own socket), snapshot %d database(s) "
+                          "for the proof (row counts, vector checksums over %d rows), stop it",
+                     u->ndbs, o->sample_rows);
+    if (!u->new_exists)
+        upgrade_plan_add(res, "initdb %s with PostgreSQL %s (encoding %s, collate %s, ctype %s%s), copy pg_hba.conf "
+                              "and pg_ident.conf from the old cluster",
+                         u->new_dir, u->newi.version, u->encoding, u->collate, u->ctype,
+                         u->oldd.checksum_version ? ", data checksums" : "");
+    upgrade_plan_add(res, "pg_upgrade --check (%s mode, %d job(s))", upgrade_mode_name(o->mode), o->jobs);
+    upgrade_plan_add(res, "pg_upgrade --%s -b %s -B %s -d %s -D %s", upgrade_mode_name(o->mode), u->oldi.bindir,
+                     u->newi.bindir, u->oldd.datadir, u->new_dir);
+    upgrade_plan_add(res, "start the new cluster privately: downtime ends when it accepts connections");
+    upgrade_plan_add(res, "ALTER EXTENSION … UPDATE in every database where the installed version is older");
+    upgrade_plan_add(res, "vacuumdb --all --analyze-in-stages");
+    upgrade_plan_add(res, "proof: row counts, vector checksums, HNSW/IVFFlat indexes valid and used, extversion, "
+                          "server version");
+    upgrade_plan_add(res, "stop the new cluster; it is ready to start with your configuration");
+}
+
+static void add_rollback(pgu *u, bool after_link)
+{
+    upgrade_result *res = u->res;
+    const upgrade_options *o = u->o;
+    if (o->mode == UPG_LINK && after_link) {
+        upgrade_rollback_add(res, "link mode: the old and the new cluster share their data files. Do NOT start the "
+                                  "old cluster (%s) now that the new one has run: it would corrupt both.",
+                             u->oldd.datadir);
+        upgrade_rollback_add(res, "going back to PostgreSQL %s means restoring the old cluster from a backup taken "
+                                  "before the upgrade",
+                             u->oldi.version);
+    } else {
+        upgrade_rollback_add(res, "the old cluster (%s) is untouched: to go back, stop the new cluster and start the "
+                                  "old one with PostgreSQL %s (%s/pg_ctl -D %s start, or your service manager)",
+                             u->oldd.datadir, u->oldi.version, u->oldi.bindir, u->oldd.datadir);
+        if (res->new_created || u->new_exists)
+            upgrade_rollback_add(res, "then remove the new data directory %s", u->new_dir);
+    }
+    if (res->status == UPG_ST_UPGRADED || res->status == UPG_ST_PROOF_FAILED) {
+        upgrade_rollback_add(res, "to go forward: carry your postgresql.conf settings (port, listen_addresses, "
+                                  "shared_buffers, shared_preload_libraries …) over to %s/postgresql.conf, then start "
+                                  "it (%s/pg_ctl -D %s -l LOGFILE start, or your service manager)",
+                             u->new_dir, u->newi.bindir, u->new_dir);
+        if (file_exists(res->work_dir, "delete_old_cluster.sh"))
+            upgrade_rollback_add(res, "once the new cluster is proven in production, %s/delete_old_cluster.sh removes "
+                                      "the old cluster's files",
+                                 res->work_dir);
+    }
+}
+
+/* ---- the run ---------------------------------------------------------------------------------- */
+
+static int run_pg_upgrade_prog(pgu *u, bool check_only)
+{
+    char *sock = path_join(u->res->work_dir, "sock_pgu");
+    char jobs[16], oport[16], nport[16], mode[16];
+    snprintf(jobs, sizeof jobs, "%d", u->o->jobs);
+    snprintf(oport, sizeof oport, "%d", OLD_PORT);
+    snprintf(nport, sizeof nport, "%d", NEW_PORT);
+    snprintf(mode, sizeof mode, "--%s", upgrade_mode_name(u->o->mode));
+    if (!sock || (mkdir(sock, 0700) != 0 && errno != EEXIST) ||
+        (u->as.uid != (uid_t) -1 && chown(sock, u->as.uid, u->as.gid) != 0)) {
+        log_error("upgrade: could not create %s", sock ? sock : "a socket directory");
+        free(sock);
+        return -1;
+    }
+    const char *argv[24];
+    int n = 0;
+    argv[n++] = "pg_upgrade";
+    argv[n++] = "--old-bindir";
+    argv[n++] = u->oldi.bindir;
+    argv[n++] = "--new-bindir";
+    argv[n++] = u->newi.bindir;
+    argv[n++] = "--old-datadir";
+    argv[n++] = u->oldd.datadir;
+    argv[n++] = "--new-datadir";
+    argv[n++] = u->new_dir;
+    argv[n++] = "--username";
+    argv[n++] = u->superuser;
+    argv[n++] = "--old-port";
+    argv[n++] = oport;
+    argv[n++] = "--new-port";
+    argv[n++] = nport;
+    argv[n++] = "--socketdir";
+    argv[n++] = sock;
+    argv[n++] = "--jobs";
+    argv[n++] = jobs;
+    argv[n++] = mode;
+    if (check_only)
+        argv[n++] = "--check";
+    argv[n] = NULL;
+    char *text = NULL;
+    const char *log = check_only ? "pg_upgrade-check.log" : "pg_upgrade.log";
+    int rc = cluster_run(&u->newi, argv, u->res->work_dir, log, &u->as, 7 * 24 * 3600.0, &text);
+    if (rc != 0)
+        log_error("upgrade: pg_upgrade%s failed (exit status %d): %s\n(full output: %s/%s; pg_upgrade's own logs: "
+                  "%s/pg_upgrade_output.d)",
+                  check_only ? " --check" : "", rc, text ? cluster_tail(text, 12) : "", u->res->work_dir, log,
+                  u->new_dir);
+    free(text);
+    free(sock);
+    return rc;
+}
+
+/* The post-upgrade steps on the new cluster, started privately. */
+static bool post_upgrade(pgu *u, const char *conninfo)
+{
+    upgrade_result *res = u->res;
+    double t0 = progress_now();
+    for (int i = 0; i < u->ndbs; i++) {
+        pg_conn *c = pg_connect_db(conninfo, u->dbs[i], "pgmemctl upgrade", 0);
+        if (!c || !upgrade_update_extensions(c, u->dbs[i], res)) {
+            pg_close(c);
+            upgrade_fail(res, UPG_ST_FAILED, "updating extensions in database %s failed", u->dbs[i]);
+            return false;
+        }
+        if (!res->vector_after) {
+            bool found;
+            res->vector_after =
+                pg_query_text(c, "SELECT extversion FROM pg_extension WHERE extname = 'vector'", 0, NULL, &found);
+        }
+        pg_close(c);
+    }
+    upgrade_phase_end(res, "extensions", t0);
+
+    t0 = progress_now();
+    char *sock = path_join(res->work_dir, "sock_new");
+    char port[16];
+    snprintf(port, sizeof port, "%d", NEW_PORT);
+    const char *argv[] = {"vacuumdb", "--all", "--analyze-in-stages", "--host", sock, "--port", port, "--username",
+                          u->superuser, NULL};
+    char *text = NULL;
+    int rc = sock ? cluster_run(&u->newi, argv, res->work_dir, "vacuumdb.log", &u->as, 7 * 24 * 3600.0, &text) : -1;
+    if (rc != 0)
+        upgrade_fail(res, UPG_ST_FAILED, "vacuumdb --all --analyze-in-stages failed (exit status %d): %s", rc,
+                     text ? cluster_tail(text, 5) : "");
+    free(text);
+    free(sock);
+    if (rc != 0)
+        return false;
+    upgrade_phase_end(res, "analyze", t0);
+
+    upgrade_pause_before_proof(conninfo);
+    t0 = progress_now();
+    res->proof_ran = true;
+    for (int i = 0; i < u->ndbs; i++) {
+        pg_conn *c = pg_connect_db(conninfo, u->dbs[i], "pgmemctl upgrade proof", 0);
+        if (!c) {
+            proof_add_mismatch(&res->proof, u->dbs[i], "database_missing", u->dbs[i], "present", "cannot connect");
+            continue;
+        }
+        bool ok = proof_check_db(c, &u->snaps[i], u->o->sample_rows, &res->proof);
+        if (ok && i == 0)
+            ok = proof_check_server(c, res->new_major, &res->proof);
+        pg_close(c);
+        if (!ok) {
+            upgrade_fail(res, UPG_ST_FAILED, "the proof could not run on database %s", u->dbs[i]);
+            return false;
+        }
+    }
+    upgrade_phase_end(res, "proof", t0);
+    return true;
+}
+
+static void pgu_free(pgu *u)
+{
+    cluster_install_free(&u->oldi);
+    cluster_install_free(&u->newi);
+    if (u->have_oldd)
+        cluster_datadir_free(&u->oldd);
+    free(u->new_dir);
+    free(u->encoding);
+    free(u->collate);
+    free(u->ctype);
+    free(u->provider);
+    free(u->icu);
+    for (int i = 0; u->snaps && i < u->ndbs; i++)
+        proof_snapshot_free(&u->snaps[i]);
+    free(u->snaps);
+    for (int i = 0; u->dbs && i < u->ndbs; i++)
+        free(u->dbs[i]);
+    free(u->dbs);
+    compat_list_free(&u->compat);
+}
+
+/* Removes the new data directory again when this run created it and nothing was upgraded. */
+static void undo_new(pgu *u)
+{
+    if (u->res->new_created && u->new_dir) {
+        log_info("upgrade: removing %s (created by this run)", u->new_dir);
+        proc_rmtree(u->new_dir);
+        u->res->new_created = false;
+    }
+}
+
+bool upgrade_run_pg_upgrade(const upgrade_options *o, upgrade_result *res)
+{
+    memset(res, 0, sizeof *res);
+    res->downtime_seconds = -1;
+    res->status = UPG_ST_FAILED; /* until proven otherwise */
+    pgu u = {.o = o, .res = res, .t_start = progress_now()};
+    if (!upgrade_workdir(o, res)) {
+        upgrade_fail(res, UPG_ST_REFUSED, "no work directory");
+        return true;
+    }
+
+    /* 1. preflight: nothing is changed on either side (a created new data directory is removed) */
+    double t0 = progress_now();
+    bool ok = check_static(&u);
+    if (ok)
+        ok = preflight_old(&u);
+    if (ok)
+        check_pgvector_files(&u);
+    if (ok && upgrade_checks_passed(res))
+        ok = preflight_new(&u);
+    upgrade_phase_end(res, "preflight", t0);
+    if (!ok || !upgrade_checks_passed(res)) {
+        undo_new(&u);
+        upgrade_fail(res, UPG_ST_REFUSED, "the preflight failed: nothing was changed (see the failed checks)");
+        goto out;
+    }
+    make_plan(&u);
+    if (o->dry_run) {
+        res->status = UPG_ST_DRY_RUN;
+        goto out;
+    }
+
+    /* 2. the old cluster down; the proof's snapshot when it was live during the preflight */
+    double down0 = u.t_start;
+    res->downtime_from = strdup("the start of the run (the old cluster was not running)");
+    if (u.oldd.running) {
+        t0 = progress_now();
+        if (!cluster_stop_external(&u.oldi, u.oldd.datadir, res->work_dir, &u.as)) {
+            undo_new(&u);
+            upgrade_fail(res, UPG_ST_FAILED, "could not stop the old cluster; nothing was changed");
+            goto out;
+        }
+        down0 = progress_now();
+        free(res->downtime_from);
+        res->downtime_from = strdup("the old cluster stopped by pgmemctl");
+        upgrade_phase_end(res, "stop_old", t0);
+    }
+    if (!u.have_snaps) {
+        t0 = progress_now();
+        cluster_server s;
+        bool snap_ok = cluster_start(&u.oldi, u.oldd.datadir, res->work_dir, "old", OLD_PORT, u.superuser, old_extra,
+                                     &u.as, 3600, &s);
+        if (snap_ok) {
+            u.snaps = calloc((size_t) u.ndbs + 1, sizeof *u.snaps);
+            for (int i = 0; snap_ok && i < u.ndbs; i++) {
+                pg_conn *c = u.snaps ? pg_connect_db(s.conninfo, u.dbs[i], "pgmemctl upgrade proof", 0) : NULL;
+                snap_ok = c && proof_snapshot_take(c, u.dbs[i], o->sample_rows, &u.snaps[i]);
+                pg_close(c);
+            }
+            u.have_snaps = snap_ok;
+            if (!cluster_stop(&s))
+                snap_ok = false;
+        }
+        if (!snap_ok) {
+            undo_new(&u);
+            add_rollback(&u, false);
+            upgrade_fail(res, UPG_ST_FAILED, "could not take the old cluster's snapshot; nothing was changed");
+            goto out;
+        }
+        upgrade_phase_end(res, "snapshot", t0);
+    }
+
+    /* 3. keep the old cluster's client authentication rules */
+    if (res->new_created)
+        for (int i = 0; i < 2; i++) {
+            const char *f = i == 0 ? "pg_hba.conf" : "pg_ident.conf";
+            char *src = path_join(u.oldd.datadir, f), *dst = path_join(u.new_dir, f);
+            if (src && dst && access(src, R_OK) == 0)
+                cluster_copy_file(src, dst, &u.as);
+            free(src);
+            free(dst);
+        }
+
+    /* 4. pg_upgrade --check, then the real run */
+    t0 = progress_now();
+    if (run_pg_upgrade_prog(&u, true) != 0) {
+        undo_new(&u);
+        add_rollback(&u, false);
+        upgrade_fail(res, UPG_ST_REFUSED, "pg_upgrade --check failed: nothing was changed (output in %s)",
+                     res->work_dir);
+        goto out;
+    }
+    upgrade_phase_end(res, "pg_upgrade_check", t0);
+    t0 = progress_now();
+    log_info("upgrade: pg_upgrade --%s running (output: %s/pg_upgrade.log)", upgrade_mode_name(o->mode),
+             res->work_dir);
+    if (run_pg_upgrade_prog(&u, false) != 0) {
+        add_rollback(&u, o->mode == UPG_LINK);
+        upgrade_fail(res, UPG_ST_FAILED, "pg_upgrade failed; the new data directory %s is left for inspection",
+                     u.new_dir);
+        goto out;
+    }
+    upgrade_phase_end(res, "pg_upgrade", t0);
+
+    /* 5. the new cluster: extensions, statistics, proof */
+    t0 = progress_now();
+    cluster_server s;
+    if (!cluster_start(&u.newi, u.new_dir, res->work_dir, "new", NEW_PORT, u.superuser, NULL, &u.as, 3600, &s)) {
+        add_rollback(&u, false);
+        upgrade_fail(res, UPG_ST_FAILED, "the upgraded cluster does not start (log in %s)", res->work_dir);
+        goto out;
+    }
+    res->downtime_seconds = s.started - down0;
+    upgrade_phase_end(res, "start_new", t0);
+    bool post_ok = post_upgrade(&u, s.conninfo);
+    t0 = progress_now();
+    if (!cluster_stop(&s) && post_ok) {
+        upgrade_fail(res, UPG_ST_FAILED, "the new cluster did not shut down cleanly");
+        post_ok = false;
+    }
+    upgrade_phase_end(res, "stop_new", t0);
+    if (post_ok) {
+        if (proof_passed(&res->proof))
+            res->status = UPG_ST_UPGRADED;
+        else {
+            proof_log_mismatches(&res->proof);
+            upgrade_fail(res, UPG_ST_PROOF_FAILED, "upgraded, but the proof found %d difference(s)",
+                         res->proof.nmismatches);
+        }
+    }
+    add_rollback(&u, true);
+out:
+    if (res->status == UPG_ST_FAILED && !res->error)
+        upgrade_fail(res, UPG_ST_FAILED, "stopped (out of memory)");
+    res->total_seconds = progress_now() - u.t_start;
+    pgu_free(&u);
+    return true;
+}

@@ -1,0 +1,615 @@
+/* test_upgrade.c — `pgmemctl upgrade` end to end: PostgreSQL 15 sandboxes (Debian 12's main-suite
+ * 15.18, with pgvector) holding a copied memory store with its HNSW index, upgraded to 17 by
+ * pg_upgrade (link and copy modes) and by dump/restore; the upgraded cluster started as a sandbox
+ * and searched. Failures: pgvector missing from the new installation, a running old cluster, a
+ * non-empty target, a row deleted on the new side before the proof, and the system's 15.20 whose
+ * column option pg_attver the new server rejects. Every assertion is on real state: exit codes,
+ * the JSON document, rows, search results, catalog and files.
+ *
+ * Environment (scripts/run-tests): PGMEMCTL_PG15_MAIN_BINDIR and PGMEMCTL_PG17_BINDIR, from
+ * scripts/install-deps --with-pg15-main / --with-pg17. */
+#include "common/testutil.h"
+#include "common/vestige_fixture.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+TestSuite(upgrade, .fini = tu_leak_check, .timeout = 900);
+
+static const char *env_dir(const char *name)
+{
+    const char *v = getenv(name);
+    cr_assert(v && *v, "%s is not set (scripts/run-tests sets it from scripts/install-deps)", name);
+    return v;
+}
+static const char *pg15(void) { return env_dir("PGMEMCTL_PG15_MAIN_BINDIR"); }
+static const char *pg17(void) { return env_dir("PGMEMCTL_PG17_BINDIR"); }
+
+static char *sandbox_base(void)
+{
+    const char *b = getenv("PGMEMCTL_SANDBOX_DIR");
+    return strdup(b && *b ? b : "/tmp/pgmemctl-sandbox");
+}
+
+/* A sandbox name unique to this test process. */
+static char *sb_name(const char *tag)
+{
+    static int counter;
+    return tu_printf("upg%d-%d-%s", (int) getpid(), ++counter, tag);
+}
+
+static char *sb_data(const char *name)
+{
+    char *base = sandbox_base();
+    char *d = tu_printf("%s/%s/data", base, name);
+    free(base);
+    return d;
+}
+
+/* Runs a shell-free command line of scripts/pg-sandbox; returns its stdout (trimmed). */
+static char *sandbox(const char *const *args)
+{
+    char *out_path = tu_printf("/tmp/pgmemctl-upgtest-%d-out", (int) getpid());
+    char *err_path = tu_printf("/tmp/pgmemctl-upgtest-%d-err", (int) getpid());
+    char *script = tu_printf("%s/scripts/pg-sandbox", tu_repo());
+    const char *argv[12] = {script};
+    int n = 1;
+    for (int i = 0; args[i] && n < 11; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    pid_t pid = vf_spawn(argv, out_path, err_path);
+    int st = vf_wait(pid, 300);
+    char *out = tu_read_file(out_path);
+    char *err = tu_read_file(err_path);
+    cr_assert_eq(st, 0, "pg-sandbox %s %s failed (%d): %s", args[0], args[1] ? args[1] : "", st, err);
+    unlink(out_path);
+    unlink(err_path);
+    free(out_path);
+    free(err_path);
+    free(script);
+    free(err);
+    size_t len = strlen(out);
+    while (len && (out[len - 1] == '\n' || out[len - 1] == ' '))
+        out[--len] = '\0';
+    return out;
+}
+
+static char *sb_start(const char *name, const char *bindir)
+{
+    return bindir ? sandbox((const char *[]){"start", "--bindir", bindir, name, NULL})
+                  : sandbox((const char *[]){"start", name, NULL});
+}
+static void sb_stop(const char *name, bool keep)
+{
+    free(keep ? sandbox((const char *[]){"stop", "--keep", name, NULL}) : sandbox((const char *[]){"stop", name, NULL}));
+}
+
+/* A 15.18 sandbox holding a memory store copied from a 300-memory sample (64 dims) with its
+ * HNSW index; returns its URI. */
+static char *old_store(const char *name)
+{
+    char *uri = sb_start(name, pg15());
+    char *sample = vf_sample(300, 64);
+    tu_run_result m = tu_run((const char *[]){"pgmemctl", "-q", "-d", uri, "migrate", "up", NULL});
+    tu_expect_status(&m, 0, "migrate up in the 15.18 sandbox");
+    tu_run_free(&m);
+    tu_run_result r = tu_run((const char *[]){"pgmemctl", "-q", "-d", uri, "copy", "--from", sample, NULL});
+    tu_expect_status(&r, 0, "copy into the 15.18 sandbox");
+    tu_run_free(&r);
+    free(sample);
+    cr_assert_eq(tu_query_int(uri, "SELECT count(*) FROM pg_indexes WHERE indexname = 'idx_memories_embedding_hnsw'"),
+                 1);
+    cr_assert(tu_query_int(uri, "SELECT current_setting('server_version_num')::int") / 10000 == 15);
+    return uri;
+}
+
+/* What must be the same before and after: rows per table, the 10 nearest memories of three
+ * queries through the HNSW index (ef_search high enough to be exact on 300 rows). */
+static char *fingerprint(const char *uri)
+{
+    char *counts = tu_query_value(uri, "SELECT format('memories=%s scheduling=%s edges=%s domains=%s models=%s', "
+                                       "(SELECT count(*) FROM memories), (SELECT count(*) FROM scheduling), "
+                                       "(SELECT count(*) FROM edges), (SELECT count(*) FROM domains), "
+                                       "(SELECT count(*) FROM embedding_model))");
+    char *ids = tu_query_value(uri, "SET hnsw.ef_search = 400; SET enable_seqscan = off; "
+                                    "SELECT string_agg(n, ' | ' ORDER BY q) FROM ("
+                                    "  SELECT q.id AS q, (SELECT string_agg(m.id::text, ',' ORDER BY m.d, m.id) FROM ("
+                                    "    SELECT id, embedding <=> q.embedding AS d FROM memories "
+                                    "    ORDER BY embedding <=> q.embedding LIMIT 10) m) AS n"
+                                    "  FROM (SELECT id, embedding FROM memories WHERE embedding IS NOT NULL "
+                                    "        ORDER BY id LIMIT 3) q) s");
+    cr_assert(ids && strlen(ids) > 100, "no search results: %s", ids ? ids : "(null)");
+    char *fp = tu_printf("%s\n%s", counts, ids);
+    free(counts);
+    free(ids);
+    return fp;
+}
+
+/* The plan of a distance query uses the HNSW index. */
+static void assert_hnsw_used(const char *uri)
+{
+    char *plan = tu_query_value(uri, "SET enable_seqscan = off; EXPLAIN (FORMAT JSON) SELECT id FROM memories "
+                                     "ORDER BY embedding <=> (SELECT embedding FROM memories WHERE embedding IS NOT "
+                                     "NULL LIMIT 1) LIMIT 10");
+    cr_assert(tu_contains(plan, "idx_memories_embedding_hnsw"), "HNSW index not used: %s", plan);
+    free(plan);
+}
+
+static cJSON *check_named(const cJSON *doc, const char *name)
+{
+    const cJSON *pre = cJSON_GetObjectItemCaseSensitive(doc, "preflight");
+    const cJSON *checks = tu_json_array(pre, "checks");
+    const cJSON *c;
+    cJSON_ArrayForEach(c, checks) if (!strcmp(tu_json_str(c, "name"), name)) return (cJSON *) c;
+    return NULL;
+}
+
+static bool has_phase(const cJSON *doc, const char *name)
+{
+    const cJSON *p;
+    cJSON_ArrayForEach(p, tu_json_array(doc, "phases")) if (!strcmp(tu_json_str(p, "name"), name)) return true;
+    return false;
+}
+
+/* pgmemctl upgrade --method pg_upgrade … old → new (extra arguments appended). */
+static tu_run_result pg_upgrade_run(const char *old_data, const char *new_data, const char *mode,
+                                    const char *new_bindir, const char *const *extra)
+{
+    const char *argv[32] = {"pgmemctl",     "upgrade",       "--method",     "pg_upgrade", "--from-version",
+                            "15",           "--to-version",  "17",           "--old-bindir", pg15(),
+                            "--new-bindir", new_bindir,      "--old-datadir", old_data,    "--new-datadir",
+                            new_data,       "--mode",        mode,           "--jobs",     "2"};
+    int n = 20;
+    for (int i = 0; extra && extra[i] && n < 31; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    return tu_run(argv);
+}
+
+/* After pg_upgrade: the new data directory becomes a sandbox (sandbox settings appended), started;
+ * returns its URI. */
+static char *adopt_and_start(const char *name)
+{
+    free(sandbox((const char *[]){"adopt", "--bindir", pg17(), name, NULL}));
+    return sb_start(name, NULL);
+}
+
+static void assert_upgraded_json(const cJSON *doc, const char *mode)
+{
+    cr_assert_str_eq(tu_json_str(doc, "command"), "upgrade");
+    cr_assert_str_eq(tu_json_str(doc, "status"), "upgraded");
+    cr_assert_str_eq(tu_json_str(doc, "method"), "pg_upgrade");
+    cr_assert_str_eq(tu_json_str(doc, "mode"), mode);
+    const cJSON *from = cJSON_GetObjectItemCaseSensitive(doc, "from");
+    const cJSON *to = cJSON_GetObjectItemCaseSensitive(doc, "to");
+    cr_assert_eq(tu_json_num(from, "major"), 15);
+    cr_assert_eq(tu_json_num(to, "major"), 17);
+    cr_assert(tu_json_bool(cJSON_GetObjectItemCaseSensitive(doc, "preflight"), "passed"));
+    const cJSON *proof = cJSON_GetObjectItemCaseSensitive(doc, "proof");
+    cr_assert(tu_json_bool(proof, "passed"));
+    cr_assert_geq(tu_json_num(proof, "tables"), 6);
+    cr_assert_geq(tu_json_num(proof, "rows"), 300);
+    cr_assert_geq(tu_json_num(proof, "vector_columns"), 1);
+    cr_assert_geq(tu_json_num(proof, "indexes"), 1);
+    cr_assert_eq(tu_json_num(proof, "indexes"), tu_json_num(proof, "indexes_used"));
+    cr_assert_eq(cJSON_GetArraySize(tu_json_array(proof, "mismatches")), 0);
+    double down = tu_json_num(doc, "downtime_seconds"), total = tu_json_num(doc, "total_seconds");
+    cr_assert(down > 0 && down <= total, "downtime %g, total %g", down, total);
+    for (const char *const *p = (const char *const[]){"preflight", "pg_upgrade_check", "pg_upgrade", "start_new",
+                                                       "extensions", "analyze", "proof", NULL};
+         *p; p++)
+        cr_assert(has_phase(doc, *p), "no phase %s", *p);
+    cr_assert_str_eq(tu_json_str(cJSON_GetObjectItemCaseSensitive(doc, "vector"), "after"), "0.8.0");
+}
+
+/* ---- pg_upgrade ------------------------------------------------------------------------------- */
+
+Test(upgrade, pg_upgrade_link_keeps_rows_and_search_results)
+{
+    char *old = sb_name("old"), *new = sb_name("new");
+    char *uri = old_store(old);
+    char *before = fingerprint(uri);
+    assert_hnsw_used(uri);
+    sb_stop(old, true);
+    char *old_data = sb_data(old), *new_data = sb_data(new);
+    char *base = sandbox_base();
+    char *new_dir = tu_printf("%s/%s", base, new);
+    cr_assert_eq(mkdir(new_dir, 0755), 0);
+
+    tu_run_result r = pg_upgrade_run(old_data, new_data, "link", pg17(), NULL);
+    tu_expect_status(&r, 0, "upgrade --mode link");
+    cJSON *doc = tu_json(r.out);
+    assert_upgraded_json(doc, "link");
+    cr_assert(tu_contains(tu_json_str(doc, "downtime_from"), "not running"));
+    const cJSON *rb = tu_json_array(doc, "rollback");
+    cr_assert(tu_contains(cJSON_PrintUnformatted(rb), "Do NOT start the old cluster") ||
+                  tu_contains(r.err, "Do NOT start the old cluster"),
+              "link mode's rollback must warn: %s", r.err);
+    cJSON_Delete(doc);
+    tu_run_free(&r);
+    /* pg_upgrade --link disables the old cluster's control file */
+    char *ctl = tu_printf("%s/global/pg_control.old", old_data);
+    cr_assert_eq(access(ctl, F_OK), 0, "%s is missing after a link-mode upgrade", ctl);
+
+    char *nuri = adopt_and_start(new);
+    cr_assert_eq(tu_query_int(nuri, "SELECT current_setting('server_version_num')::int") / 10000, 17);
+    char *after = fingerprint(nuri);
+    cr_assert_str_eq(after, before);
+    assert_hnsw_used(nuri);
+    cr_assert_eq(tu_query_int(nuri, "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                                    "WHERE c.relname = 'idx_memories_embedding_hnsw' AND i.indisvalid"),
+                 1);
+    /* vacuumdb --analyze-in-stages ran: the planner has statistics for memories */
+    cr_assert_gt(tu_query_int(nuri, "SELECT count(*) FROM pg_stats WHERE tablename = 'memories'"), 0);
+    sb_stop(new, false);
+    sb_stop(old, false);
+    free(ctl);
+    free(old);
+    free(new);
+    free(uri);
+    free(nuri);
+    free(before);
+    free(after);
+    free(old_data);
+    free(new_data);
+    free(base);
+    free(new_dir);
+}
+
+Test(upgrade, pg_upgrade_copy_stops_a_running_cluster_only_when_asked_and_leaves_it_usable)
+{
+    char *old = sb_name("old"), *new = sb_name("new");
+    char *uri = old_store(old);
+    char *before = fingerprint(uri);
+    char *old_data = sb_data(old), *new_data = sb_data(new);
+    char *base = sandbox_base();
+    char *new_dir = tu_printf("%s/%s", base, new);
+    cr_assert_eq(mkdir(new_dir, 0755), 0);
+
+    /* running and no --stop-old: refused by the preflight, nothing changed, still serving */
+    tu_run_result r = pg_upgrade_run(old_data, new_data, "copy", pg17(), NULL);
+    tu_expect_status(&r, 2, "upgrade of a running cluster without --stop-old");
+    cJSON *doc = tu_json(r.out);
+    cr_assert_str_eq(tu_json_str(doc, "status"), "refused");
+    const cJSON *c = check_named(doc, "old_cluster_stopped");
+    cr_assert(c && !tu_json_bool(c, "passed"));
+    cr_assert(tu_contains(tu_json_str(c, "detail"), "--stop-old"));
+    cJSON_Delete(doc);
+    tu_run_free(&r);
+    cr_assert_neq(access(new_data, F_OK), 0, "the refused run left %s behind", new_data);
+    cr_assert_eq(tu_query_int(uri, "SELECT count(*) FROM memories"), 300);
+
+    /* with --stop-old it stops the cluster itself, after the preflight */
+    r = pg_upgrade_run(old_data, new_data, "copy", pg17(), (const char *[]){"--stop-old", NULL});
+    tu_expect_status(&r, 0, "upgrade --mode copy --stop-old");
+    doc = tu_json(r.out);
+    assert_upgraded_json(doc, "copy");
+    cr_assert(has_phase(doc, "stop_old") && has_phase(doc, "snapshot"));
+    cr_assert(tu_contains(tu_json_str(doc, "downtime_from"), "stopped by pgmemctl"));
+    cJSON_Delete(doc);
+    tu_run_free(&r);
+
+    char *nuri = adopt_and_start(new);
+    char *after = fingerprint(nuri);
+    cr_assert_str_eq(after, before);
+    sb_stop(new, false);
+    /* copy mode: the old cluster is untouched and starts again as it was */
+    char *ouri = sb_start(old, NULL);
+    char *again = fingerprint(ouri);
+    cr_assert_str_eq(again, before);
+    cr_assert(tu_query_int(ouri, "SELECT current_setting('server_version_num')::int") / 10000 == 15);
+    sb_stop(old, false);
+    free(old);
+    free(new);
+    free(uri);
+    free(nuri);
+    free(ouri);
+    free(before);
+    free(after);
+    free(again);
+    free(old_data);
+    free(new_data);
+    free(base);
+    free(new_dir);
+}
+
+/* A copy of the 17 installation without pgvector's files. */
+static char *pg17_without_pgvector(void)
+{
+    char *dir = tu_tempdir();
+    char *root = tu_printf("%s/..", pg17());
+    char *cmd = tu_printf("cp -a '%s/bin' '%s/lib' '%s/share' '%s/' && rm -f '%s'/share/postgresql/extension/vector* "
+                          "'%s'/lib/postgresql/vector.so && chmod 0755 '%s'",
+                          root, root, root, dir, dir, dir, dir);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    free(cmd);
+    free(root);
+    char *bin = tu_printf("%s/bin", dir);
+    free(dir);
+    return bin;
+}
+
+Test(upgrade, pgvector_missing_in_the_new_installation_is_refused_before_anything_changes)
+{
+    char *old = sb_name("old"), *new = sb_name("new");
+    char *uri = old_store(old);
+    free(uri);
+    sb_stop(old, true);
+    char *old_data = sb_data(old), *new_data = sb_data(new);
+    char *listing = tu_printf("find '%s' -printf '%%P %%s %%T@\\n' | sort > /tmp/pgmemctl-upgtest-%d-a", old_data,
+                              (int) getpid());
+    cr_assert_eq(system(listing), 0);
+    char *bare = pg17_without_pgvector();
+
+    tu_run_result r = pg_upgrade_run(old_data, new_data, "link", bare, NULL);
+    tu_expect_status(&r, 2, "upgrade to an installation without pgvector");
+    cJSON *doc = tu_json(r.out);
+    cr_assert_str_eq(tu_json_str(doc, "status"), "refused");
+    const cJSON *c = check_named(doc, "pgvector_installed");
+    cr_assert(c && !tu_json_bool(c, "passed"), "%s", r.out);
+    cr_assert(tu_contains(tu_json_str(c, "detail"), "vector.control"));
+    cr_assert(!has_phase(doc, "pg_upgrade"));
+    cJSON_Delete(doc);
+    tu_run_free(&r);
+    cr_assert_neq(access(new_data, F_OK), 0);
+    /* the old data directory: not one file changed (names, sizes, modification times) */
+    char *listing2 = tu_printf("find '%s' -printf '%%P %%s %%T@\\n' | sort > /tmp/pgmemctl-upgtest-%d-b && "
+                               "cmp -s /tmp/pgmemctl-upgtest-%d-a /tmp/pgmemctl-upgtest-%d-b",
+                               old_data, (int) getpid(), (int) getpid(), (int) getpid());
+    cr_assert_eq(system(listing2), 0, "the old data directory changed");
+    char *ouri = sb_start(old, NULL);
+    cr_assert_eq(tu_query_int(ouri, "SELECT count(*) FROM memories"), 300);
+    sb_stop(old, false);
+    char *bare_root = tu_printf("%s/..", bare);
+    tu_rmtree(bare_root);
+    free(bare_root);
+    free(bare);
+    free(ouri);
+    free(listing);
+    free(listing2);
+    free(old);
+    free(new);
+    free(old_data);
+    free(new_data);
+}
+
+Test(upgrade, dry_run_prints_the_plan_and_changes_nothing)
+{
+    char *old = sb_name("old"), *new = sb_name("new");
+    char *uri = old_store(old);
+    free(uri);
+    sb_stop(old, true);
+    char *old_data = sb_data(old), *new_data = sb_data(new);
+    tu_run_result r = pg_upgrade_run(old_data, new_data, "copy", pg17(), (const char *[]){"--dry-run", NULL});
+    tu_expect_status(&r, 0, "upgrade --dry-run");
+    cJSON *doc = tu_json(r.out);
+    cr_assert_str_eq(tu_json_str(doc, "status"), "dry_run");
+    cr_assert(tu_json_bool(doc, "dry_run"));
+    cr_assert_geq(cJSON_GetArraySize(tu_json_array(doc, "plan")), 6);
+    cr_assert(tu_json_bool(cJSON_GetObjectItemCaseSensitive(doc, "preflight"), "passed"));
+    cr_assert_gt(tu_json_num(cJSON_GetObjectItemCaseSensitive(doc, "preflight"), "options_tried"), 0);
+    cr_assert(tu_contains(r.err, "plan:"));
+    cJSON_Delete(doc);
+    tu_run_free(&r);
+    cr_assert_neq(access(new_data, F_OK), 0, "a dry run created %s", new_data);
+
+    /* the preset's versions are checked: this cluster is 15, not 16 */
+    const char *argv[] = {"pgmemctl",     "upgrade-pg16-to-pg17", "--old-bindir", pg15(), "--new-bindir", pg17(),
+                          "--old-datadir", old_data,              "--new-datadir", new_data, "--dry-run", NULL};
+    r = tu_run(argv);
+    tu_expect_status(&r, 2, "the 16 -> 17 preset on a 15 cluster");
+    doc = tu_json(r.out);
+    cr_assert_str_eq(tu_json_str(doc, "preset"), "upgrade-pg16-to-pg17");
+    const cJSON *c = check_named(doc, "old_version");
+    cr_assert(c && !tu_json_bool(c, "passed"));
+    cJSON_Delete(doc);
+    tu_run_free(&r);
+    sb_stop(old, false);
+    free(old);
+    free(new);
+    free(old_data);
+    free(new_data);
+}
+
+Test(upgrade, the_system_15_20_is_refused_by_the_preflight_naming_pg_attver)
+{
+    char *old = sb_name("old1520"), *new = sb_name("new");
+    char *uri = sb_start(old, NULL); /* the system's PostgreSQL 15 (15.20 on this Debian) */
+    tu_exec(uri, "CREATE EXTENSION vector; CREATE TABLE items (id bigint PRIMARY KEY, embedding vector(3)); "
+                 "INSERT INTO items VALUES (1, '[1,2,3]'); "
+                 "CREATE INDEX ON items USING hnsw (embedding vector_cosine_ops)");
+    long long with_attver =
+        tu_query_int(uri, "SELECT count(*) FROM pg_attribute WHERE attrelid = 'items'::regclass AND attnum > 0 "
+                          "AND array_to_string(attoptions, ',') LIKE '%pg_attver=%'");
+    free(uri);
+    cr_assert_gt(with_attver, 0, "this PostgreSQL 15 writes no pg_attver column option: the hazard is gone");
+    sb_stop(old, true);
+    char *old_data = sb_data(old), *new_data = sb_data(new);
+    const char *argv[] = {"pgmemctl",     "upgrade",   "--from-version", "15",          "--to-version",
+                          "17",           "--old-bindir", "/usr/lib/postgresql/15/bin", "--new-bindir", pg17(),
+                          "--old-datadir", old_data,   "--new-datadir",  new_data,      "--mode",
+                          "copy",         NULL};
+    tu_run_result r = tu_run(argv);
+    tu_expect_status(&r, 2, "15.20 -> 17.11");
+    cJSON *doc = tu_json(r.out);
+    cr_assert_str_eq(tu_json_str(doc, "status"), "refused");
+    const cJSON *c = check_named(doc, "options_accepted");
+    cr_assert(c && !tu_json_bool(c, "passed"), "%s", r.out);
+    cr_assert(tu_contains(tu_json_str(c, "detail"), "pg_attver"));
+    cr_assert(tu_contains(tu_json_str(c, "detail"), "newer minor release"));
+    const cJSON *rej = tu_json_array(cJSON_GetObjectItemCaseSensitive(doc, "preflight"), "rejected");
+    cr_assert_gt(cJSON_GetArraySize(rej), 0);
+    cr_assert(!has_phase(doc, "pg_upgrade_check"), "pg_upgrade ran although the preflight failed");
+    cJSON_Delete(doc);
+    tu_run_free(&r);
+    cr_assert_neq(access(new_data, F_OK), 0);
+    char *ouri = sb_start(old, NULL);
+    cr_assert_eq(tu_query_int(ouri, "SELECT count(*) FROM items"), 1);
+    sb_stop(old, false);
+    free(ouri);
+    free(old);
+    free(new);
+    free(old_data);
+    free(new_data);
+}
+
+/* ---- dump ------------------------------------------------------------------------------------- */
+
+static tu_run_result dump_run(const char *from, const char *to, const char *const *env)
+{
+    const char *argv[] = {"pgmemctl", "upgrade",        "--method", "dump", "--from", from,   "--to",
+                          to,         "--tools-bindir", pg17(),     "--jobs", "2",    "--from-version", "15",
+                          "--to-version", "17", NULL};
+    return tu_run_env(argv, env);
+}
+
+Test(upgrade, dump_restores_into_an_empty_17_and_leaves_the_source_alone)
+{
+    char *old = sb_name("src"), *new = sb_name("dst");
+    char *from = old_store(old);
+    char *to = sb_start(new, pg17());
+    char *before = fingerprint(from);
+    char *catalog = tu_catalog_snapshot(from);
+    long long xacts = tu_query_int(from, "SELECT count(*) FROM pg_stat_user_tables WHERE n_tup_upd + n_tup_del > 0");
+
+    tu_run_result r = dump_run(from, to, NULL);
+    tu_expect_status(&r, 0, "upgrade --method dump");
+    cJSON *doc = tu_json(r.out);
+    cr_assert_str_eq(tu_json_str(doc, "status"), "upgraded");
+    cr_assert_str_eq(tu_json_str(doc, "method"), "dump");
+    const cJSON *proof = cJSON_GetObjectItemCaseSensitive(doc, "proof");
+    cr_assert(tu_json_bool(proof, "passed"));
+    cr_assert_geq(tu_json_num(proof, "rows"), 300);
+    cr_assert_eq(tu_json_num(proof, "indexes"), tu_json_num(proof, "indexes_used"));
+    for (const char *const *p = (const char *const[]){"preflight", "roles", "dump", "restore", "analyze", "proof",
+                                                       NULL};
+         *p; p++)
+        cr_assert(has_phase(doc, *p), "no phase %s", *p);
+    cr_assert(!tu_contains(r.out, "sandbox-secret-pw") && !tu_contains(r.err, "sandbox-secret-pw"));
+    cJSON_Delete(doc);
+    tu_run_free(&r);
+
+    char *after = fingerprint(to);
+    cr_assert_str_eq(after, before);
+    assert_hnsw_used(to);
+    cr_assert_eq(tu_query_int(to, "SELECT current_setting('server_version_num')::int") / 10000, 17);
+    cr_assert_gt(tu_query_int(to, "SELECT count(*) FROM pg_stats WHERE tablename = 'memories'"), 0);
+    /* the source: same catalog, same rows, nothing written */
+    char *catalog2 = tu_catalog_snapshot(from);
+    cr_assert_str_eq(catalog2, catalog);
+    char *again = fingerprint(from);
+    cr_assert_str_eq(again, before);
+    cr_assert_eq(tu_query_int(from, "SELECT count(*) FROM pg_stat_user_tables WHERE n_tup_upd + n_tup_del > 0"),
+                 xacts);
+
+    /* a second run finds the target's database not empty: refused, nothing changed */
+    r = dump_run(from, to, NULL);
+    tu_expect_status(&r, 2, "dump into a target that is not empty");
+    doc = tu_json(r.out);
+    cr_assert_str_eq(tu_json_str(doc, "status"), "refused");
+    const cJSON *c = check_named(doc, "target_empty");
+    cr_assert(c && !tu_json_bool(c, "passed"));
+    cr_assert(tu_contains(tu_json_str(c, "detail"), "not empty"));
+    cJSON_Delete(doc);
+    tu_run_free(&r);
+    char *after2 = fingerprint(to);
+    cr_assert_str_eq(after2, before);
+
+    sb_stop(old, false);
+    sb_stop(new, false);
+    free(old);
+    free(new);
+    free(from);
+    free(to);
+    free(before);
+    free(after);
+    free(after2);
+    free(again);
+    free(catalog);
+    free(catalog2);
+}
+
+Test(upgrade, a_row_deleted_on_the_new_side_before_the_proof_is_detected)
+{
+    char *old = sb_name("src"), *new = sb_name("dst");
+    char *from = old_store(old);
+    char *to = sb_start(new, pg17());
+    char *dir = tu_tempdir();
+    char *pause = tu_printf("%s/pause", dir);
+    char *envv = tu_printf("PGMEMCTL_UPGRADE_PAUSE_BEFORE_PROOF=%s", pause);
+    const char *argv[] = {"pgmemctl", "upgrade", "--method", "dump", "--from", from, "--to", to, "--tools-bindir",
+                          pg17(), NULL};
+    tu_proc *p = tu_spawn(argv, (const char *[]){envv, NULL});
+    /* wait for the pause file, delete a memory on the target, let the proof run */
+    for (int i = 0; i < 2400 && access(pause, F_OK) != 0; i++)
+        usleep(50 * 1000);
+    cr_assert_eq(access(pause, F_OK), 0, "pgmemctl never paused before its proof");
+    tu_exec(to, "DELETE FROM review_events; DELETE FROM scheduling WHERE memory_id = (SELECT min(id) FROM memories); "
+                "DELETE FROM edges WHERE source_id = (SELECT min(id) FROM memories) OR target_id = "
+                "(SELECT min(id) FROM memories); DELETE FROM memories WHERE id = (SELECT min(id) FROM memories)");
+    cr_assert_eq(unlink(pause), 0);
+    tu_run_result r = tu_wait(p);
+    tu_expect_status(&r, 1, "a proof that finds a deleted row");
+    cJSON *doc = tu_json(r.out);
+    cr_assert_str_eq(tu_json_str(doc, "status"), "proof_failed");
+    const cJSON *proof = cJSON_GetObjectItemCaseSensitive(doc, "proof");
+    cr_assert(!tu_json_bool(proof, "passed"));
+    bool found = false;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, tu_json_array(proof, "mismatches"))
+    {
+        if (!strcmp(tu_json_str(m, "check"), "rows") && tu_contains(tu_json_str(m, "object"), "memories")) {
+            found = true;
+            cr_assert_str_eq(tu_json_str(m, "expected"), "300");
+            cr_assert_str_eq(tu_json_str(m, "actual"), "299");
+        }
+    }
+    cr_assert(found, "no rows mismatch for memories: %s", r.out);
+    cr_assert(tu_contains(r.err, "memories"));
+    cJSON_Delete(doc);
+    tu_run_free(&r);
+    sb_stop(old, false);
+    sb_stop(new, false);
+    tu_rmtree(dir);
+    free(dir);
+    free(pause);
+    free(envv);
+    free(old);
+    free(new);
+    free(from);
+    free(to);
+}
+
+/* ---- usage -------------------------------------------------------------------------------------- */
+
+Test(upgrade, usage_errors_exit_2)
+{
+    struct {
+        const char *argv[12];
+        const char *msg;
+    } cases[] = {
+        {{"pgmemctl", "upgrade", "--method", "pg_upgrade", "--old-bindir", "/x", NULL}, "needs --new-bindir"},
+        {{"pgmemctl", "upgrade", "--method", "dump", "--from", "host=x", NULL}, "needs --to"},
+        {{"pgmemctl", "upgrade", "--method", "rsync", NULL}, "unknown --method"},
+        {{"pgmemctl", "upgrade", "--from", "host=x", "--to", "host=y", "--mode", "link", NULL}, "belong to --method"},
+        {{"pgmemctl", "upgrade-pg16-to-pg17", "--from-version", "15", "--from", "a", "--to", "b", NULL}, "contradict"},
+        {{"pgmemctl", "upgrade", "--from-version", "17", "--to-version", "16", "--from", "a", "--to", "b", NULL},
+         "newer major"},
+        {{"pgmemctl", "upgrade", "--old-bindir", "/a", "--new-bindir", "/b", "--old-datadir", "/c", "--new-datadir",
+          "/d", "--mode", "hardlink", NULL},
+         "unknown --mode"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tu_run_result r = tu_run(cases[i].argv);
+        tu_expect_status(&r, 2, cases[i].msg);
+        cr_assert(tu_contains(r.err, cases[i].msg), "case %zu: stderr lacks \"%s\": %s", i, cases[i].msg, r.err);
+        cJSON *doc = tu_json(r.out);
+        cr_assert_str_eq(tu_json_str(doc, "status"), "usage_error");
+        cJSON_Delete(doc);
+        tu_run_free(&r);
+    }
+}
