@@ -205,9 +205,9 @@ typedef struct {
     int nfits, capfits;
 } probe;
 
-/* Runs sql in a savepoint: 1 when it succeeded (kept only with keep), 0 when the server rejected
- * it (undone; *err and *state newly allocated when err is not NULL), -1 when the savepoint itself
- * failed (logged). */
+/* Runs sql in a savepoint: 1 when it succeeded (its effects kept only with keep), 0 when the
+ * server rejected it (undone; *err and *state newly allocated when err is not NULL), -1 when the
+ * savepoint itself failed (logged). */
 static int in_savepoint(pg_conn *c, const char *sql, bool keep, char **err, char **state)
 {
     if (!pg_run(c, "SAVEPOINT pgmemctl_compat", 0, NULL)) {
@@ -219,8 +219,9 @@ static int in_savepoint(pg_conn *c, const char *sql, bool keep, char **err, char
         *err = strdup(pg_errmsg(c));
         *state = strdup(pg_sqlstate(c));
     }
-    if (ok && keep ? !pg_run(c, "RELEASE SAVEPOINT pgmemctl_compat", 0, NULL)
-                   : !pg_run(c, "ROLLBACK TO SAVEPOINT pgmemctl_compat", 0, NULL)) {
+    /* released either way, so that savepoints do not pile up over thousands of items */
+    if ((!(ok && keep) && !pg_run(c, "ROLLBACK TO SAVEPOINT pgmemctl_compat", 0, NULL)) ||
+        !pg_run(c, "RELEASE SAVEPOINT pgmemctl_compat", 0, NULL)) {
         log_error("upgrade preflight: ending a savepoint on the new server: %s", pg_errmsg(c));
         if (!ok && err) {
             free(*err);

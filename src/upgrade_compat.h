@@ -40,7 +40,9 @@ typedef struct {
 
 /* Adds every distinct usage found in the database c is connected to (named dbname) to out
  * (merging with what is already there: count adds up, example stays the first). Options of
- * pg_catalog/information_schema/pg_toast objects and of extension members are skipped. With
+ * pg_catalog/information_schema/pg_toast/pg_temp objects and of extension members (and of their
+ * indexes) are skipped; so are toast reloptions (WITH (toast.x = …)), which are stored on the toast
+ * relation. Column options come from tables, views, materialized views and foreign tables. With
  * cluster_wide, also collects pg_db_role_setting (every database and role; call it with true for
  * one database only). Returns false on a query error (logged). */
 bool compat_collect(pg_conn *c, const char *dbname, bool cluster_wide, compat_list *out);
@@ -78,10 +80,17 @@ typedef struct {
  * whose columns cover the common types (int, text, tsvector, int4range, int[] and, when the
  * extension `vector` is available, vector(3)); attoptions via ALTER TABLE … ALTER COLUMN … SET;
  * settings via ALTER DATABASE <current> SET; index AMs by creating an index without options;
- * extensions by pg_available_extension_versions plus ext_rule, and the library loading by
- * CREATE EXTENSION (rolled back). Nothing is left behind. Returns false only when the probe could
- * not run (connection error, logged); each rejection is a problem in *out. Release with
- * compat_result_free. */
+ * extensions by pg_available_extensions (default version) and pg_extension_update_paths per
+ * ext_rule, and the library loading by CREATE EXTENSION when not installed (rolled back). Option
+ * and setting values are given as string literals (every reloption type and setting accepts one);
+ * role settings are tried as database settings too. For an index, the first scratch column that
+ * takes an index of the method (with its default operator class, else the first other class of
+ * the method for the column's type) is used: a method that does not exist is a problem with the
+ * server's error; one that exists but fits no scratch column is not probed (counted in skipped,
+ * warning logged). Extensions come first, so the loading test sees the database as it is;
+ * problems are in the order of l. Nothing is left behind. Returns
+ * false only when the probe could not run (connection error, or a schema pgmemctl_compat_probe
+ * exists already; logged); each rejection is a problem in *out. Release with compat_result_free. */
 bool compat_probe(pg_conn *c, const compat_list *l, compat_ext_rule ext_rule, compat_result *out);
 void compat_result_free(compat_result *r);
 

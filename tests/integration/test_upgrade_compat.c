@@ -75,7 +75,8 @@ static const compat_item *find(const compat_list *l, compat_kind kind, const cha
 {
     for (int i = 0; i < l->n; i++) {
         const compat_item *it = &l->items[i];
-        if (it->kind == kind && !strcmp(it->name, name) && (!relkind || (it->relkind && !strcmp(it->relkind, relkind))) &&
+        if (it->kind == kind && !strcmp(it->name, name) &&
+            (!relkind || (it->relkind && !strcmp(it->relkind, relkind))) &&
             (!value || (it->value && !strcmp(it->value, value))))
             return it;
     }
@@ -274,8 +275,8 @@ Test(upgrade_compat, probe_reports_each_rejection_with_the_servers_error)
                    "extension no_such_ext (version 1.0 in t.public.x) is not available on the new server", NULL);
     /* the vector column with hnsw's first non-default operator class for vector (by name) */
     expect_problem(&r, "m", "1", "22023", "value 1 out of bounds for option \"m\"",
-                   "CREATE INDEX ON pgmemctl_compat_probe.scratch USING \"hnsw\" (v pgmemctl_compat_probe.vector_cosine_ops)"
-                   " WITH (\"m\" = '1')");
+                   "CREATE INDEX ON pgmemctl_compat_probe.scratch USING \"hnsw\""
+                   " (v pgmemctl_compat_probe.vector_cosine_ops) WITH (\"m\" = '1')");
     cr_expect_null(problem_of(&r, "pg_attver", NULL), "15.20 accepts pg_attver");
     cr_expect_null(problem_of(&r, "pgmemctl_compat.flag", NULL));
     compat_result_free(&r);
