@@ -73,6 +73,7 @@ typedef struct {
     char *old_where, *new_where;     /* data directories, or password-free conninfos */
     upgrade_check *checks;
     int nchecks, checks_cap;
+    compat_list compat_items;  /* what the old side uses (preflight); compat's problems point into it */
     compat_result compat;      /* what the new server rejects (preflight) */
     bool compat_ran;
     char **plan;               /* the steps, in order (printed by --dry-run, kept in the JSON) */

@@ -147,6 +147,7 @@ void upgrade_result_free(upgrade_result *res)
     free(res->checks);
     if (res->compat_ran)
         compat_result_free(&res->compat);
+    compat_list_free(&res->compat_items);
     free_lines(res->plan, res->nplan);
     for (int i = 0; i < res->nphases; i++)
         free(res->phases[i].name);

@@ -27,7 +27,6 @@ typedef struct {
     char **dbs;
     int ndbs;
     bool *exists;              /* per database: already on the target (and empty) */
-    compat_list compat;
 } dmp;
 
 static const char *const tools_needed[] = {"pg_dump", "pg_dumpall", "pg_restore", NULL};
@@ -208,7 +207,7 @@ static bool preflight(dmp *d)
     for (int i = 0; i < d->ndbs; i++)
         res->databases[i] = strdup(d->dbs[i]);
     res->ndatabases = d->ndbs;
-    if (!upgrade_collect_old(o->from, d->dbs, d->ndbs, &d->compat, res))
+    if (!upgrade_collect_old(o->from, d->dbs, d->ndbs, &d->res->compat_items, res))
         return false;
     int before = res->nchecks;
     for (int i = 0; i < d->ndbs; i++)
@@ -216,7 +215,7 @@ static bool preflight(dmp *d)
             return false;
     if (res->nchecks == before)
         upgrade_check_add(res, "target_empty", true, "none of the %d database(s) exists on the target yet", d->ndbs);
-    return upgrade_probe_new(o->to, &d->compat, COMPAT_EXT_CREATE_NEWER, res);
+    return upgrade_probe_new(o->to, &d->res->compat_items, COMPAT_EXT_CREATE_NEWER, res);
 }
 
 /* pg_dumpall --roles-only from the source, applied to the target statement by statement. Roles
@@ -523,7 +522,6 @@ out:
         free(d.dbs[i]);
     free(d.dbs);
     free(d.exists);
-    compat_list_free(&d.compat);
     free(d.tools.bindir);
     free(d.tools.version);
     pg_close(d.src);

@@ -37,7 +37,6 @@ typedef struct {
     char *encoding, *collate, *ctype, *provider, *icu;
     char **dbs;
     int ndbs;
-    compat_list compat;
     proof_snapshot *snaps;  /* ndbs, taken on the old cluster while only pgmemctl could reach it */
     bool have_snaps;
 } pgu;
@@ -283,7 +282,7 @@ done:
     pg_close(c);
     if (!ok)
         return false;
-    if (!upgrade_collect_old(conninfo, u->dbs, u->ndbs, &u->compat, res))
+    if (!upgrade_collect_old(conninfo, u->dbs, u->ndbs, &u->res->compat_items, res))
         return false;
     if (take_snapshots) {
         u->snaps = calloc((size_t) u->ndbs + 1, sizeof *u->snaps);
@@ -437,7 +436,7 @@ static bool preflight_new(pgu *u)
     } else
         upgrade_check_add(res, "encoding_locale", true, "encoding %s, collate %s, ctype %s, provider %s (initdb)",
                           u->encoding, u->collate, u->ctype, u->provider);
-    ok = upgrade_probe_new(s.conninfo, &u->compat, COMPAT_EXT_SAME_OR_UPDATE, res);
+    ok = upgrade_probe_new(s.conninfo, &u->res->compat_items, COMPAT_EXT_SAME_OR_UPDATE, res);
     if (!cluster_stop(&s))
         ok = false;
 done:
@@ -634,7 +633,6 @@ static void pgu_free(pgu *u)
     for (int i = 0; u->dbs && i < u->ndbs; i++)
         free(u->dbs[i]);
     free(u->dbs);
-    compat_list_free(&u->compat);
 }
 
 /* Removes the new data directory again when this run created it and nothing was upgraded. */
