@@ -509,8 +509,9 @@ bool upgrade_run_dump(const upgrade_options *o, upgrade_result *res)
         proof_log_mismatches(&res->proof);
         upgrade_fail(res, UPG_ST_PROOF_FAILED, "restored, but the proof found %d difference(s)", res->proof.nmismatches);
     }
-    upgrade_rollback_add(res, "to retry: drop the restored databases on the target (%d: %s%s), then run again",
-                         d.ndbs, d.ndbs ? d.dbs[0] : "", d.ndbs > 1 ? ", …" : "");
+    for (int i = 0; i < d.ndbs; i++)
+        upgrade_rollback_add(res, "to restore database %s again: %s on the target, then run again", d.dbs[i],
+                             d.exists[i] ? "empty it (it existed before the run)" : "drop it");
 out:
     if (res->status == UPG_ST_FAILED && !res->error)
         upgrade_fail(res, UPG_ST_FAILED, "the dump method stopped (out of memory or an unreadable file)");

@@ -452,9 +452,14 @@ static void make_plan(pgu *u)
     upgrade_result *res = u->res;
     if (u->oldd.running)
         upgrade_plan_add(res, "stop the old cluster (pg_ctl stop -D %s -m fast): downtime starts", u->oldd.datadir);
-    upgrade_plan_add(res, "start the old cluster privately (no TCP, pgmemctl's own socket), snapshot %d database(s) "
-                          "for the proof (row counts, vector checksums over %d rows), stop it",
-                     u->ndbs, o->sample_rows);
+    if (u->have_snaps)
+        upgrade_plan_add(res, "the proof's snapshot of %d database(s) (row counts, vector checksums over %d rows) was "
+                              "taken during the preflight, while only pgmemctl could reach the old cluster",
+                         u->ndbs, o->sample_rows);
+    else
+        upgrade_plan_add(res, "start the old cluster privately (no TCP, pgmemctl's own socket), snapshot %d "
+                              "database(s) for the proof (row counts, vector checksums over %d rows), stop it",
+                         u->ndbs, o->sample_rows);
     if (!u->new_exists)
         upgrade_plan_add(res, "initdb %s with PostgreSQL %s (encoding %s, collate %s, ctype %s%s), copy pg_hba.conf "
                               "and pg_ident.conf from the old cluster",
