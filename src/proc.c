@@ -245,7 +245,7 @@ void proc_rmdir(const char *dir)
 int proc_spawn_as(const char *const *argv, const char *const *env, const char *const *drop_prefixes, const char *cwd,
                   const char *out_path, const proc_user *as)
 {
-    return (int) start(argv, env, drop_prefixes, cwd, out_path, as, true);
+    return (int) start(argv, env, drop_prefixes, cwd, out_path, as, false);
 }
 
 int proc_alive(int pid, int *status)

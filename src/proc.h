@@ -29,9 +29,10 @@ int proc_run(const char *const *argv, const char *const *env, const char *const 
 int proc_run_as(const char *const *argv, const char *const *env, const char *const *drop_prefixes, const char *cwd,
                 const char *out_path, double timeout_seconds, const proc_user *as);
 
-/* Starts a long-running child (a PostgreSQL server) like proc_run_as but in a new session
- * (setsid: a Ctrl-C at our terminal does not reach it) and returns at once: its pid, or -1 when it
- * could not be started (logged). The caller must end it with proc_stop. */
+/* Starts a long-running child (a PostgreSQL server) like proc_run_as and returns at once: its pid,
+ * or -1 when it could not be started (logged). It stays in our process group, so a Ctrl-C at our
+ * terminal reaches it too (SIGINT: a PostgreSQL server's fast shutdown). The caller must end it with
+ * proc_stop. */
 int proc_spawn_as(const char *const *argv, const char *const *env, const char *const *drop_prefixes, const char *cwd,
                   const char *out_path, const proc_user *as);
 

@@ -117,8 +117,8 @@ static const char *version_text(pg_conn *c, char **keep)
     return *keep ? *keep : "?";
 }
 
-/* Whether database db exists on the target, and when it does whether it is empty: no relation,
- * function or type outside the system schemas, no extension but plpgsql. */
+/* Whether database db exists on the target, and when it does whether it is empty: no relation or
+ * function outside the system schemas and the extensions. */
 static bool check_target_db(dmp *d, int i)
 {
     const char *db = d->dbs[i];
@@ -144,18 +144,26 @@ static bool check_target_db(dmp *d, int i)
                            "         AND oid NOT IN (SELECT objid FROM ext)), "
                            "       (SELECT count(*) FROM pg_proc WHERE pronamespace NOT IN (SELECT oid FROM sys) "
                            "         AND oid NOT IN (SELECT objid FROM ext)), "
-                           "       (SELECT count(*) FROM pg_extension WHERE extname <> 'plpgsql')",
+                           "       (SELECT string_agg(extname, ', ' ORDER BY extname) FROM pg_extension "
+                           "         WHERE extname <> 'plpgsql')",
                            0, NULL);
     if (!r)
         upgrade_check_add(d->res, "target_empty", false, "database %s on the target: %s", db, pg_errmsg(c));
     else {
-        long long rels = atoll(pg_value(r, 0, 0)), funcs = atoll(pg_value(r, 0, 1)), exts = atoll(pg_value(r, 0, 2));
-        bool empty = rels == 0 && funcs == 0 && exts == 0;
-        upgrade_check_add(d->res, "target_empty", empty,
-                          empty ? "database %s exists on the target and is empty: restored into"
-                                : "database %s exists on the target and is not empty (%lld relations, %lld "
-                                  "functions, %lld extensions): refused; drop it or restore elsewhere",
-                          db, rels, funcs, exts);
+        long long rels = atoll(pg_value(r, 0, 0)), funcs = atoll(pg_value(r, 0, 1));
+        const char *exts = pg_isnull(r, 0, 2) ? "none" : pg_value(r, 0, 2);
+        bool empty = rels == 0 && funcs == 0;
+        /* extensions alone (an image's init script creating vector, say) do not make it non-empty: the
+         * restore's CREATE EXTENSION IF NOT EXISTS keeps them, and the update step brings them up to date */
+        if (empty)
+            upgrade_check_add(d->res, "target_empty", true,
+                              "database %s exists on the target and is empty (extensions: %s): restored into", db,
+                              exts);
+        else
+            upgrade_check_add(d->res, "target_empty", false,
+                              "database %s exists on the target and is not empty (%lld relations, %lld functions, "
+                              "extensions: %s): refused; drop it or restore elsewhere",
+                              db, rels, funcs, exts);
     }
     pg_clear(r);
     pg_close(c);

@@ -506,6 +506,16 @@ Test(upgrade, dump_restores_into_an_empty_17_and_leaves_the_source_alone)
     char *old = sb_name("src"), *new = sb_name("dst");
     char *from = old_store(old);
     char *to = sb_start(new, pg17());
+    /* a second database, absent on the target (restored with --create), with its own vectors and
+     * an IVFFlat index; and pgvector already installed in the target's postgres database, as an
+     * image's init script would */
+    tu_exec(from, "CREATE DATABASE second_store");
+    char *from2 = tu_printf("%.*s/second_store", (int) (strrchr(from, '/') - from), from);
+    char *to2 = tu_printf("%.*s/second_store", (int) (strrchr(to, '/') - to), to);
+    tu_exec(from2, "CREATE EXTENSION vector; CREATE TABLE notes (id int PRIMARY KEY, v vector(3)); "
+                   "INSERT INTO notes SELECT i, ARRAY[i % 5, i % 7, i % 11]::real[]::vector FROM generate_series(1, 500) i; "
+                   "CREATE INDEX notes_ivf ON notes USING ivfflat (v vector_l2_ops) WITH (lists = 4)");
+    tu_exec(to, "CREATE EXTENSION vector");
     char *before = fingerprint(from);
     char *catalog = tu_catalog_snapshot(from);
     long long xacts = tu_query_int(from, "SELECT count(*) FROM pg_stat_user_tables WHERE n_tup_upd + n_tup_del > 0");
@@ -524,8 +534,12 @@ Test(upgrade, dump_restores_into_an_empty_17_and_leaves_the_source_alone)
          *p; p++)
         cr_assert(has_phase(doc, *p), "no phase %s", *p);
     cr_assert(!tu_contains(r.out, "sandbox-secret-pw") && !tu_contains(r.err, "sandbox-secret-pw"));
+    cr_assert_eq(tu_json_num(proof, "databases"), 2);
+    cr_assert_geq(tu_json_num(proof, "indexes"), 2, "the HNSW and the IVFFlat index");
     cJSON_Delete(doc);
     tu_run_free(&r);
+    cr_assert_eq(tu_query_int(to2, "SELECT count(*) FROM notes"), 500);
+    cr_assert_eq(tu_query_int(to2, "SELECT count(*) FROM pg_indexes WHERE indexname = 'notes_ivf'"), 1);
 
     char *after = fingerprint(to);
     cr_assert_str_eq(after, before);
@@ -565,6 +579,8 @@ Test(upgrade, dump_restores_into_an_empty_17_and_leaves_the_source_alone)
     free(again);
     free(catalog);
     free(catalog2);
+    free(from2);
+    free(to2);
 }
 
 Test(upgrade, a_row_deleted_on_the_new_side_before_the_proof_is_detected)
