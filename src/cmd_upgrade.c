@@ -31,6 +31,8 @@ const opt_spec cmd_upgrade_specs[] = {
     {"to", 0, OPT_STRING, NULL, true, "CONNINFO", "dump: the target server (new major version)"},
     {"tools-bindir", 0, OPT_STRING, NULL, true, "DIR",
      "dump: the new version's pg_dump, pg_dumpall, pg_restore and psql (default: found by version)"},
+    {"maintenance-work-mem", 0, OPT_STRING, NULL, true, "SIZE",
+     "dump: maintenance_work_mem of pg_restore's sessions (index builds), e.g. 1GB (default: the target's)"},
     {"jobs", 'j', OPT_INT, "1", true, "N", "parallel jobs for pg_upgrade, pg_dump and pg_restore"},
     {"sample-rows", 0, OPT_INT, "1000", true, "N", "proof: rows per vector column in the checksum"},
     {"work-dir", 0, OPT_STRING, NULL, true, "DIR",
@@ -44,6 +46,7 @@ void cmd_upgrade_help(void)
     printf("usage: pgmemctl upgrade --method pg_upgrade --old-bindir DIR --new-bindir DIR --old-datadir DIR\n"
            "                        --new-datadir DIR [--mode link|copy|clone] [--jobs N] [--stop-old]\n"
            "       pgmemctl upgrade --method dump --from CONNINFO --to CONNINFO [--jobs N]\n"
+           "                        [--maintenance-work-mem SIZE]\n"
            "       pgmemctl upgrade-pg16-to-pg17 …   (= upgrade --from-version 16 --to-version 17)\n"
            "\n"
            "Major-version upgrade of a PostgreSQL cluster with pgvector. A preflight runs first and changes\n"
@@ -108,6 +111,7 @@ int cmd_upgrade(const global_ctx *g, int argc, char **argv)
                           .from = opts_str(&o, "from"),
                           .to = opts_str(&o, "to"),
                           .tools_bindir = opts_str(&o, "tools-bindir"),
+                          .maintenance_work_mem = opts_str(&o, "maintenance-work-mem"),
                           .jobs = (int) opts_int(&o, "jobs"),
                           .sample_rows = (int) opts_int(&o, "sample-rows"),
                           .work_dir = opts_str(&o, "work-dir"),
@@ -155,6 +159,12 @@ int cmd_upgrade(const global_ctx *g, int argc, char **argv)
         log_error("upgrade: unknown --mode \"%s\" (expected link, copy or clone)", mode);
         goto done;
     }
+    if (uo.maintenance_work_mem && (!*uo.maintenance_work_mem ||
+                                    strspn(uo.maintenance_work_mem, "0123456789kMGTB") != strlen(uo.maintenance_work_mem))) {
+        log_error("upgrade: --maintenance-work-mem \"%s\": expected a size such as 512MB or 1GB",
+                  uo.maintenance_work_mem);
+        goto done;
+    }
     if (uo.jobs < 1 || uo.jobs > 256 || uo.sample_rows < 1) {
         log_error("upgrade: --jobs must be 1..256 and --sample-rows >= 1");
         goto done;
@@ -168,8 +178,8 @@ int cmd_upgrade(const global_ctx *g, int argc, char **argv)
         if (!need(&o, "old-bindir", method) || !need(&o, "new-bindir", method) || !need(&o, "old-datadir", method) ||
             !need(&o, "new-datadir", method))
             goto done;
-        if (uo.from || uo.to || uo.tools_bindir) {
-            log_error("upgrade: --from, --to and --tools-bindir belong to --method dump");
+        if (uo.from || uo.to || uo.tools_bindir || uo.maintenance_work_mem) {
+            log_error("upgrade: --from, --to, --tools-bindir and --maintenance-work-mem belong to --method dump");
             goto done;
         }
         if (uo.old_conninfo)

@@ -30,7 +30,9 @@ typedef struct {
                                   from postmaster.pid, as the data directory's owner) */
     /* --method dump */
     const char *from, *to;     /* conninfos of the source and target servers */
-    const char *tools_bindir;  /* the new version's pg_dump, pg_dumpall, pg_restore, psql (NULL: found) */
+    const char *tools_bindir;  /* the new version's pg_dump, pg_dumpall, pg_restore (NULL: found) */
+    const char *maintenance_work_mem; /* for pg_restore's sessions, e.g. "1GB" (NULL: the target's setting);
+                                         HNSW builds are much faster when the graph fits in it */
     /* both */
     int jobs;                  /* pg_upgrade --jobs, pg_dump/pg_restore -j (>= 1) */
     int sample_rows;           /* rows per vector column in the proof's checksum */

@@ -205,6 +205,16 @@ static bool preflight(dmp *d)
                                                                        : "");
     if (!find_tools(d, res->new_major))
         return true;
+    if (o->maintenance_work_mem) {
+        const char *p[] = {o->maintenance_work_mem};
+        bool found;
+        char *mwm = pg_query_text(d->dst, "SELECT set_config('maintenance_work_mem', $1, false)", 1, p, &found);
+        upgrade_check_add(res, "maintenance_work_mem", mwm != NULL, mwm ? "pg_restore's sessions build indexes with "
+                                                                      "maintenance_work_mem = %s"
+                                                                    : "the target rejects maintenance_work_mem = %s",
+                          o->maintenance_work_mem);
+        free(mwm);
+    }
     d->ndbs = upgrade_list_databases(d->src, &d->dbs);
     if (d->ndbs < 0)
         return false;
@@ -316,6 +326,16 @@ static int run_tool(dmp *d, pg_conn *c, const char *const *argv, const char *log
 {
     int ne = 0;
     char **env = pg_child_env(c, &ne);
+    /* pg_restore's sessions build the indexes: give them --maintenance-work-mem */
+    if (env && d->o->maintenance_work_mem && c == d->dst) {
+        char **grown = realloc(env, (size_t) (ne + 2) * sizeof *env);
+        if (grown) {
+            env = grown;
+            if (asprintf(&env[ne], "PGOPTIONS=-c maintenance_work_mem=%s", d->o->maintenance_work_mem) >= 0)
+                ne++;
+            env[ne] = NULL;
+        }
+    }
     char *prog = NULL;
     if (asprintf(&prog, "%s/%s", d->tools.bindir, argv[0]) < 0)
         prog = NULL;

@@ -87,6 +87,32 @@ static char *control_default_version(const char *path)
     return r;
 }
 
+/* The absolute path of a directory that may not exist yet: its parent resolved (which must exist),
+ * then its own name. NULL when the parent does not exist. Newly allocated. */
+static char *absolute_in_parent(const char *path)
+{
+    char *copy = strdup(path);
+    if (!copy)
+        return NULL;
+    size_t len = strlen(copy);
+    while (len > 1 && copy[len - 1] == '/')
+        copy[--len] = '\0';
+    char *slash = strrchr(copy, '/');
+    const char *base = slash ? slash + 1 : copy;
+    const char *parent = ".";
+    if (slash == copy)
+        parent = "/";
+    else if (slash) {
+        *slash = '\0';
+        parent = copy;
+    }
+    char *rp = *base ? realpath(parent, NULL) : NULL;
+    char *r = rp ? path_join(strcmp(rp, "/") ? rp : "", base) : NULL;
+    free(rp);
+    free(copy);
+    return r;
+}
+
 /* ---- preflight: installations and directories ------------------------------------------------- */
 
 static bool check_static(pgu *u)
@@ -169,18 +195,8 @@ static bool check_static(pgu *u)
         cluster_datadir_free(&nd);
     } else {
         u->new_dir = exists ? realpath(o->new_datadir, NULL) : NULL;
-        if (!u->new_dir) {
-            /* absent: its parent must exist */
-            char *copy = strdup(o->new_datadir);
-            char *slash = copy ? strrchr(copy, '/') : NULL;
-            const char *parent = slash ? (slash == copy ? "/" : (*slash = '\0', copy)) : ".";
-            char *rp = realpath(parent, NULL);
-            const char *base = slash ? slash + 1 : o->new_datadir;
-            if (rp && *base)
-                u->new_dir = path_join(rp, base);
-            free(rp);
-            free(copy);
-        }
+        if (!u->new_dir)
+            u->new_dir = absolute_in_parent(o->new_datadir);
         if (!u->new_dir) {
             upgrade_check_add(res, "new_datadir", false, "the parent directory of %s does not exist", o->new_datadir);
             return false;
@@ -193,7 +209,8 @@ static bool check_static(pgu *u)
     }
     res->new_where = strdup(u->new_dir);
 
-    if (!strcmp(u->oldd.datadir, u->new_dir) || !strncmp(u->new_dir, u->oldd.datadir, strlen(u->oldd.datadir))) {
+    size_t olen = strlen(u->oldd.datadir);
+    if (!strncmp(u->new_dir, u->oldd.datadir, olen) && (u->new_dir[olen] == '\0' || u->new_dir[olen] == '/')) {
         upgrade_check_add(res, "new_datadir", false, "%s is (inside) the old data directory", u->new_dir);
         return false;
     }
@@ -408,7 +425,7 @@ static bool preflight_new(pgu *u)
         }
         if (!scratch)
             res->new_created = true;
-        upgrade_phase_end(res, "initdb", t0);
+        log_info("upgrade: initdb of %s done in %.1f s (part of the preflight)", dir, progress_now() - t0);
     }
     cluster_server s;
     if (!cluster_start(&u->newi, dir, res->work_dir, "new", NEW_PORT, u->superuser, NULL, &u->as, 600, &s)) {

@@ -497,7 +497,7 @@ static tu_run_result dump_run(const char *from, const char *to, const char *cons
 {
     const char *argv[] = {"pgmemctl", "upgrade",        "--method", "dump", "--from", from,   "--to",
                           to,         "--tools-bindir", pg17(),     "--jobs", "2",    "--from-version", "15",
-                          "--to-version", "17", NULL};
+                          "--to-version", "17", "--maintenance-work-mem", "128MB", NULL};
     return tu_run_env(argv, env);
 }
 
@@ -535,6 +535,8 @@ Test(upgrade, dump_restores_into_an_empty_17_and_leaves_the_source_alone)
         cr_assert(has_phase(doc, *p), "no phase %s", *p);
     cr_assert(!tu_contains(r.out, "sandbox-secret-pw") && !tu_contains(r.err, "sandbox-secret-pw"));
     cr_assert_eq(tu_json_num(proof, "databases"), 2);
+    const cJSON *mwm = check_named(doc, "maintenance_work_mem");
+    cr_assert(mwm && tu_json_bool(mwm, "passed") && tu_contains(tu_json_str(mwm, "detail"), "128MB"));
     cr_assert_geq(tu_json_num(proof, "indexes"), 2, "the HNSW and the IVFFlat index");
     cJSON_Delete(doc);
     tu_run_free(&r);
@@ -654,6 +656,11 @@ Test(upgrade, usage_errors_exit_2)
         {{"pgmemctl", "upgrade", "--old-bindir", "/a", "--new-bindir", "/b", "--old-datadir", "/c", "--new-datadir",
           "/d", "--mode", "hardlink", NULL},
          "unknown --mode"},
+        {{"pgmemctl", "upgrade", "--from", "a", "--to", "b", "--maintenance-work-mem", "1 GB", NULL},
+         "expected a size"},
+        {{"pgmemctl", "upgrade", "--old-bindir", "/a", "--new-bindir", "/b", "--old-datadir", "/c", "--new-datadir",
+          "/d", "--maintenance-work-mem", "1GB", NULL},
+         "belong to --method dump"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         tu_run_result r = tu_run(cases[i].argv);
