@@ -467,8 +467,17 @@ static void make_plan(pgu *u)
 {
     const upgrade_options *o = u->o;
     upgrade_result *res = u->res;
-    if (u->oldd.running)
+    if (!u->new_exists)
+        upgrade_plan_add(res, "copy pg_hba.conf and pg_ident.conf from the old cluster to the new one (made by initdb "
+                              "in the preflight: %s, PostgreSQL %s, encoding %s, collate %s, ctype %s%s)",
+                         u->new_dir, u->newi.version, u->encoding, u->collate, u->ctype,
+                         u->oldd.checksum_version ? ", data checksums" : "");
+    if (u->oldd.running) {
+        upgrade_plan_add(res, "pg_upgrade --check against the running old cluster (%s mode, %d job(s)): not part of "
+                              "the downtime",
+                         upgrade_mode_name(o->mode), o->jobs);
         upgrade_plan_add(res, "stop the old cluster (pg_ctl stop -D %s -m fast): downtime starts", u->oldd.datadir);
+    }
     if (u->have_snaps)
         upgrade_plan_add(res, "the proof's snapshot of %d database(s) (row counts, vector checksums over %d rows) was "
                               "taken during the preflight, while only pgmemctl could reach the old cluster",
@@ -477,12 +486,8 @@ static void make_plan(pgu *u)
         upgrade_plan_add(res, "start the old cluster privately (no TCP, pgmemctl's own socket), snapshot %d "
                               "database(s) for the proof (row counts, vector checksums over %d rows), stop it",
                          u->ndbs, o->sample_rows);
-    if (!u->new_exists)
-        upgrade_plan_add(res, "initdb %s with PostgreSQL %s (encoding %s, collate %s, ctype %s%s), copy pg_hba.conf "
-                              "and pg_ident.conf from the old cluster",
-                         u->new_dir, u->newi.version, u->encoding, u->collate, u->ctype,
-                         u->oldd.checksum_version ? ", data checksums" : "");
-    upgrade_plan_add(res, "pg_upgrade --check (%s mode, %d job(s))", upgrade_mode_name(o->mode), o->jobs);
+    if (!u->oldd.running)
+        upgrade_plan_add(res, "pg_upgrade --check (%s mode, %d job(s))", upgrade_mode_name(o->mode), o->jobs);
     upgrade_plan_add(res, "pg_upgrade --%s -b %s -B %s -d %s -D %s", upgrade_mode_name(o->mode), u->oldi.bindir,
                      u->newi.bindir, u->oldd.datadir, u->new_dir);
     upgrade_plan_add(res, "start the new cluster privately: downtime ends when it accepts connections");
@@ -525,12 +530,14 @@ static void add_rollback(pgu *u, bool after_link)
 
 /* ---- the run ---------------------------------------------------------------------------------- */
 
-static int run_pg_upgrade_prog(pgu *u, bool check_only)
+/* pg_upgrade (check_only: --check). live: the old cluster still runs (pg_upgrade's live check, which
+ * connects to it through the socket and port its postmaster.pid names). */
+static int run_pg_upgrade_prog(pgu *u, bool check_only, bool live)
 {
     char *sock = path_join(u->res->work_dir, "sock_pgu");
     char jobs[16], oport[16], nport[16], mode[16];
     snprintf(jobs, sizeof jobs, "%d", u->o->jobs);
-    snprintf(oport, sizeof oport, "%d", OLD_PORT);
+    snprintf(oport, sizeof oport, "%d", live ? u->oldd.port : OLD_PORT);
     snprintf(nport, sizeof nport, "%d", NEW_PORT);
     snprintf(mode, sizeof mode, "--%s", upgrade_mode_name(u->o->mode));
     if (!sock || (mkdir(sock, 0700) != 0 && errno != EEXIST) ||
@@ -699,7 +706,34 @@ bool upgrade_run_pg_upgrade(const upgrade_options *o, upgrade_result *res)
         goto out;
     }
 
-    /* 2. the old cluster down; the proof's snapshot when it was live during the preflight */
+    /* 2. keep the old cluster's client authentication rules */
+    if (res->new_created)
+        for (int i = 0; i < 2; i++) {
+            const char *f = i == 0 ? "pg_hba.conf" : "pg_ident.conf";
+            char *src = path_join(u.oldd.datadir, f), *dst = path_join(u.new_dir, f);
+            if (src && dst && access(src, R_OK) == 0)
+                cluster_copy_file(src, dst, &u.as);
+            free(src);
+            free(dst);
+        }
+
+    /* 3. pg_upgrade --check: against the running old cluster when pgmemctl is to stop it (pg_upgrade's
+     * live check), so that it is not part of the downtime */
+    bool checked = false;
+    if (u.oldd.running) {
+        t0 = progress_now();
+        if (run_pg_upgrade_prog(&u, true, true) != 0) {
+            undo_new(&u);
+            upgrade_fail(res, UPG_ST_REFUSED,
+                         "pg_upgrade --check failed: nothing was changed, the old cluster still runs (output in %s)",
+                         res->work_dir);
+            goto out;
+        }
+        upgrade_phase_end(res, "pg_upgrade_check", t0);
+        checked = true;
+    }
+
+    /* 4. the old cluster down; the proof's snapshot when it was live during the preflight */
     double down0 = u.t_start;
     res->downtime_from = strdup("the start of the run (the old cluster was not running)");
     if (u.oldd.running) {
@@ -739,31 +773,23 @@ bool upgrade_run_pg_upgrade(const upgrade_options *o, upgrade_result *res)
         upgrade_phase_end(res, "snapshot", t0);
     }
 
-    /* 3. keep the old cluster's client authentication rules */
-    if (res->new_created)
-        for (int i = 0; i < 2; i++) {
-            const char *f = i == 0 ? "pg_hba.conf" : "pg_ident.conf";
-            char *src = path_join(u.oldd.datadir, f), *dst = path_join(u.new_dir, f);
-            if (src && dst && access(src, R_OK) == 0)
-                cluster_copy_file(src, dst, &u.as);
-            free(src);
-            free(dst);
-        }
 
-    /* 4. pg_upgrade --check, then the real run */
-    t0 = progress_now();
-    if (run_pg_upgrade_prog(&u, true) != 0) {
-        undo_new(&u);
-        add_rollback(&u, false);
-        upgrade_fail(res, UPG_ST_REFUSED, "pg_upgrade --check failed: nothing was changed (output in %s)",
-                     res->work_dir);
-        goto out;
+    /* 5. pg_upgrade --check (when not done live), then the real run */
+    if (!checked) {
+        t0 = progress_now();
+        if (run_pg_upgrade_prog(&u, true, false) != 0) {
+            undo_new(&u);
+            add_rollback(&u, false);
+            upgrade_fail(res, UPG_ST_REFUSED, "pg_upgrade --check failed: nothing was changed (output in %s)",
+                         res->work_dir);
+            goto out;
+        }
+        upgrade_phase_end(res, "pg_upgrade_check", t0);
     }
-    upgrade_phase_end(res, "pg_upgrade_check", t0);
     t0 = progress_now();
     log_info("upgrade: pg_upgrade --%s running (output: %s/pg_upgrade.log)", upgrade_mode_name(o->mode),
              res->work_dir);
-    if (run_pg_upgrade_prog(&u, false) != 0) {
+    if (run_pg_upgrade_prog(&u, false, false) != 0) {
         add_rollback(&u, o->mode == UPG_LINK);
         upgrade_fail(res, UPG_ST_FAILED, "pg_upgrade failed; the new data directory %s is left for inspection",
                      u.new_dir);
@@ -771,7 +797,7 @@ bool upgrade_run_pg_upgrade(const upgrade_options *o, upgrade_result *res)
     }
     upgrade_phase_end(res, "pg_upgrade", t0);
 
-    /* 5. the new cluster: extensions, statistics, proof */
+    /* 6. the new cluster: extensions, statistics, proof */
     t0 = progress_now();
     cluster_server s;
     if (!cluster_start(&u.newi, u.new_dir, res->work_dir, "new", NEW_PORT, u.superuser, NULL, &u.as, 3600, &s)) {

@@ -179,6 +179,20 @@ static bool has_phase(const cJSON *doc, const char *name)
     return false;
 }
 
+static int phase_index(const cJSON *doc, const char *name)
+{
+    int i = 0;
+    const cJSON *p;
+    cJSON_ArrayForEach(p, tu_json_array(doc, "phases"))
+    {
+        if (!strcmp(tu_json_str(p, "name"), name))
+            return i;
+        i++;
+    }
+    cr_assert_fail("no phase %s", name);
+    return -1;
+}
+
 /* pgmemctl upgrade --method pg_upgrade … old → new (extra arguments appended). */
 static tu_run_result pg_upgrade_run(const char *old_data, const char *new_data, const char *mode,
                                     const char *new_bindir, const char *const *extra)
@@ -313,6 +327,8 @@ Test(upgrade, pg_upgrade_copy_stops_a_running_cluster_only_when_asked_and_leaves
     doc = tu_json(r.out);
     assert_upgraded_json(doc, "copy");
     cr_assert(has_phase(doc, "stop_old") && has_phase(doc, "snapshot"));
+    /* pg_upgrade --check ran against the still running cluster, before the downtime began */
+    cr_assert_lt(phase_index(doc, "pg_upgrade_check"), phase_index(doc, "stop_old"));
     cr_assert(tu_contains(tu_json_str(doc, "downtime_from"), "stopped by pgmemctl"));
     cJSON_Delete(doc);
     tu_run_free(&r);
