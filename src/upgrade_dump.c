@@ -266,6 +266,7 @@ static bool copy_roles(dmp *d)
     if (rc != 0) {
         upgrade_fail(res, UPG_ST_FAILED, "pg_dumpall --roles-only failed (exit status %d): %s", rc,
                      text ? cluster_tail(text, 5) : "");
+        unlink(file); /* a partial file may hold password hashes */
         free(text);
         free(file);
         return false;
