@@ -30,7 +30,7 @@ const opt_spec cmd_upgrade_specs[] = {
     {"from", 0, OPT_STRING, NULL, true, "CONNINFO", "dump: the source server (never modified)"},
     {"to", 0, OPT_STRING, NULL, true, "CONNINFO", "dump: the target server (new major version)"},
     {"tools-bindir", 0, OPT_STRING, NULL, true, "DIR",
-     "dump: the new version's pg_dump, pg_dumpall, pg_restore and psql (default: found by version)"},
+     "dump: the new version's pg_dump, pg_dumpall and pg_restore (default: found by version)"},
     {"maintenance-work-mem", 0, OPT_STRING, NULL, true, "SIZE",
      "dump: maintenance_work_mem of pg_restore's sessions (index builds), e.g. 1GB (default: the target's)"},
     {"jobs", 'j', OPT_INT, "1", true, "N", "parallel jobs for pg_upgrade, pg_dump and pg_restore"},
