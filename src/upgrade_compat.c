@@ -19,7 +19,8 @@ static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
 static bool same_str(const char *a, const char *b) { return a == b || (a && b && strcmp(a, b) == 0); }
 
-__attribute__((format(printf, 1, 2))) static char *fmt_alloc(const char *fmt, ...)
+static char *fmt_alloc(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt_alloc(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -258,15 +259,24 @@ static int try_item(probe *p, const compat_item *it, const char *stmt)
 /* "a.b" as "a"."b" (setting names and reloption names may be qualified). NULL on error. */
 static char *quote_dotted(pg_conn *c, const char *name)
 {
-    char *out = strdup(""), *part = strdup(name);
-    for (char *save = NULL, *tok = part ? strtok_r(part, ".", &save) : NULL; tok && out;
-         tok = strtok_r(NULL, ".", &save)) {
-        char *q = pg_quote_ident(c, tok), *joined = q ? fmt_alloc("%s%s%s", out, *out ? "." : "", q) : NULL;
+    char *part = strdup(name);
+    char *out = strdup("");
+    bool have_part = part != NULL;
+    char *save = NULL;
+    for (char *tok = part ? strtok_r(part, ".", &save) : NULL; tok && out; tok = strtok_r(NULL, ".", &save)) {
+        char *q = pg_quote_ident(c, tok);
+        char *joined = NULL;
+        if (q)
+            joined = fmt_alloc("%s%s%s", out, *out ? "." : "", q);
         free(q);
         free(out);
         out = joined;
     }
     free(part);
+    if (!have_part) {
+        free(out);
+        return NULL;
+    }
     return out;
 }
 
