@@ -64,11 +64,8 @@ static double mono(void)
 }
 
 /* In the child: drop to as's user and group (when as is set), then exec. Never returns. */
-static void child_exec(const char *const *argv, char **cenv, int in, int out, const char *cwd, const proc_user *as,
-                       bool new_session)
+static void child_exec(const char *const *argv, char **cenv, int in, int out, const char *cwd, const proc_user *as)
 {
-    if (new_session)
-        setsid();
     if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
         _exit(126);
     if (as && as->uid != (uid_t) -1 &&
@@ -82,7 +79,7 @@ static void child_exec(const char *const *argv, char **cenv, int in, int out, co
 
 /* Forks and execs; returns the child's pid or -1 (logged). */
 static pid_t start(const char *const *argv, const char *const *env, const char *const *drop_prefixes,
-                   const char *cwd, const char *out_path, const proc_user *as, bool new_session)
+                   const char *cwd, const char *out_path, const proc_user *as)
 {
     char **cenv = child_env(env, drop_prefixes);
     if (!cenv) {
@@ -111,7 +108,7 @@ static pid_t start(const char *const *argv, const char *const *env, const char *
         return -1;
     }
     if (pid == 0)
-        child_exec(argv, cenv, in, out, cwd, as, new_session);
+        child_exec(argv, cenv, in, out, cwd, as);
     close(out);
     close(in);
     free(cenv);
@@ -127,7 +124,7 @@ int proc_run(const char *const *argv, const char *const *env, const char *const 
 int proc_run_as(const char *const *argv, const char *const *env, const char *const *drop_prefixes, const char *cwd,
                 const char *out_path, double timeout_seconds, const proc_user *as)
 {
-    pid_t pid = start(argv, env, drop_prefixes, cwd, out_path, as, false);
+    pid_t pid = start(argv, env, drop_prefixes, cwd, out_path, as);
     if (pid < 0)
         return -1;
     double deadline = mono() + timeout_seconds;
@@ -245,7 +242,7 @@ void proc_rmdir(const char *dir)
 int proc_spawn_as(const char *const *argv, const char *const *env, const char *const *drop_prefixes, const char *cwd,
                   const char *out_path, const proc_user *as)
 {
-    return (int) start(argv, env, drop_prefixes, cwd, out_path, as, false);
+    return (int) start(argv, env, drop_prefixes, cwd, out_path, as);
 }
 
 int proc_alive(int pid, int *status)
