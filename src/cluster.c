@@ -26,15 +26,6 @@ static const char *const drop_env[] = {"PGHOST", "PGHOSTADDR", "PGPORT", "PGDATA
                                        "PGDATA", "PGDATAOLD", "PGDATANEW", "PGBINOLD", "PGBINNEW", "PGPORTOLD",
                                        "PGPORTNEW", "PGSOCKETDIR", NULL};
 
-static char *join(const char *a, const char *b)
-{
-    size_t len = strlen(a) + strlen(b) + 2;
-    char *s = malloc(len);
-    if (s)
-        snprintf(s, len, "%s/%s", a, b);
-    return s;
-}
-
 static void chomp(char *s)
 {
     size_t n = strlen(s);
@@ -67,7 +58,7 @@ static bool give(const char *path, const proc_user *as)
 static int run_capture(const char *const *argv, const char *workdir, const char *outname, const proc_user *as,
                        double timeout, char **text)
 {
-    char *out = join(workdir, outname);
+    char *out = proc_path(workdir, outname);
     if (!out)
         return -1;
     int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -104,7 +95,7 @@ int cluster_run(const cluster_install *inst, const char *const *argv, const char
     while (argv[n])
         n++;
     const char **full = calloc((size_t) n + 1, sizeof *full);
-    char *prog = join(inst->bindir, argv[0]);
+    char *prog = proc_path(inst->bindir, argv[0]);
     int rc = -1;
     if (full && prog) {
         full[0] = prog;
@@ -130,8 +121,8 @@ bool cluster_install_probe(const char *bindir, const char *workdir, const proc_u
         return false;
     }
     out->bindir = strdup(real);
-    char *postgres = join(real, "postgres");
-    char *pg_config = join(real, "pg_config");
+    char *postgres = proc_path(real, "postgres");
+    char *pg_config = proc_path(real, "pg_config");
     char *text = NULL;
     bool ok = false;
     if (!out->bindir || !postgres || !pg_config)
@@ -221,7 +212,7 @@ static char *control_value(const char *text, const char *key)
 /* postmaster.pid: line 1 pid, line 4 port, line 5 first socket directory. */
 static void read_pidfile(const char *datadir, cluster_datadir *d)
 {
-    char *path = join(datadir, "postmaster.pid");
+    char *path = proc_path(datadir, "postmaster.pid");
     char *text = path ? proc_read_file(path, NULL) : NULL;
     free(path);
     if (!text)
@@ -270,7 +261,7 @@ bool cluster_datadir_inspect(const cluster_install *inst, const char *datadir, c
     char num[32];
     snprintf(num, sizeof num, "%d", (int) st.st_uid);
     out->owner = strdup(pw ? pw->pw_name : num);
-    char *vpath = join(real, "PG_VERSION");
+    char *vpath = proc_path(real, "PG_VERSION");
     char *ver = vpath ? proc_read_file(vpath, NULL) : NULL;
     free(vpath);
     if (!ver) {
@@ -282,7 +273,7 @@ bool cluster_datadir_inspect(const cluster_install *inst, const char *datadir, c
     free(ver);
     read_pidfile(real, out);
 
-    char *controldata = join(inst->bindir, "pg_controldata");
+    char *controldata = proc_path(inst->bindir, "pg_controldata");
     char *text = NULL;
     const char *argv[] = {controldata, "-D", real, NULL};
     proc_user who = as ? *as : cluster_run_as(st.st_uid, st.st_gid);
@@ -394,7 +385,7 @@ bool cluster_initdb(const cluster_install *inst, const char *datadir, const clus
         log_error("could not prepare %s: %s", datadir, strerror(errno));
         return false;
     }
-    char *initdb = join(inst->bindir, "initdb");
+    char *initdb = proc_path(inst->bindir, "initdb");
     char opt_e[128], opt_col[300], opt_ctype[300], opt_prov[64], opt_icu[300], opt_wal[64], opt_u[200];
     snprintf(opt_e, sizeof opt_e, "--encoding=%s", o->encoding ? o->encoding : "UTF8");
     snprintf(opt_col, sizeof opt_col, "--lc-collate=%s", o->lc_collate ? o->lc_collate : "C");
@@ -501,8 +492,8 @@ bool cluster_start(const cluster_install *inst, const char *datadir, const char 
     snprintf(hbaname, sizeof hbaname, "hba_%s.conf", name);
     snprintf(logname, sizeof logname, "%s-server.log", name);
     snprintf(portopt, sizeof portopt, "port=%d", port);
-    char *sockdir = join(workdir, sub), *hba = join(workdir, hbaname), *postgres = join(inst->bindir, "postgres");
-    out->logfile = join(workdir, logname);
+    char *sockdir = proc_path(workdir, sub), *hba = proc_path(workdir, hbaname), *postgres = proc_path(inst->bindir, "postgres");
+    out->logfile = proc_path(workdir, logname);
     out->name = strdup(name);
     char *sockopt = NULL, *hbaopt = NULL, *qsock = NULL, *quser = NULL;
     bool ok = false;
@@ -623,7 +614,7 @@ bool cluster_stop(cluster_server *s)
 bool cluster_stop_external(const cluster_install *inst, const char *datadir, const char *workdir,
                            const proc_user *as)
 {
-    char *pg_ctl = join(inst->bindir, "pg_ctl");
+    char *pg_ctl = proc_path(inst->bindir, "pg_ctl");
     const char *argv[] = {pg_ctl, "stop", "-D", datadir, "-m", "fast", "-w", "-t", "600", NULL};
     char *text = NULL;
     int rc = pg_ctl ? run_capture(argv, workdir, "pg_ctl-stop.out", as, 700, &text) : -1;

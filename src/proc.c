@@ -293,3 +293,12 @@ void proc_rmtree(const char *dir)
 {
     nftw(dir, rm_entry, 32, FTW_DEPTH | FTW_PHYS);
 }
+
+char *proc_path(const char *dir, const char *name)
+{
+    size_t len = strlen(dir) + strlen(name) + 2;
+    char *s = malloc(len);
+    if (s)
+        snprintf(s, len, "%s/%s", dir, name);
+    return s;
+}

@@ -44,6 +44,9 @@ int proc_alive(int pid, int *status);
  * timeout_seconds for it to exit; then kills it (SIGKILL) and returns false (logged). */
 bool proc_stop(int pid, int sig, double timeout_seconds);
 
+/* "dir/name", newly allocated (caller frees); NULL when out of memory. */
+char *proc_path(const char *dir, const char *name);
+
 /* Removes a directory tree (files, links, subdirectories; links are not followed); each failure
  * is logged as a warning and the walk goes on. */
 void proc_rmtree(const char *dir);

@@ -136,7 +136,8 @@ bool upgrade_workdir(const upgrade_options *o, upgrade_result *res);
 int upgrade_list_databases(pg_conn *c, char ***out);
 
 /* In the database c is connected to: ALTER EXTENSION … UPDATE for every installed extension whose
- * version differs from the server's default version, recorded in res (db names the database).
+ * version differs from the server's default version, recorded in res (db names the database); then,
+ * while res->vector_after is unset, it becomes this database's vector extversion (if installed).
  * Returns false (logged) on error. */
 bool upgrade_update_extensions(pg_conn *c, const char *db, upgrade_result *res);
 
@@ -144,6 +145,19 @@ bool upgrade_update_extensions(pg_conn *c, const char *db, upgrade_result *res);
  * name); records the vector extversion of the first database that has it in res->vector_before.
  * Returns false (logged) when a database cannot be read. */
 bool upgrade_collect_old(const char *conninfo, char **dbs, int ndbs, compat_list *out, upgrade_result *res);
+
+/* The old_version and new_version checks, from res->old_version/new_version and the majors, against
+ * o->from_version/to_version: old_what/new_what name the sides in the detail ("--old-bindir DIR",
+ * "the source"). */
+void upgrade_check_versions(upgrade_result *res, const upgrade_options *o, const char *old_what,
+                            const char *new_what);
+
+/* The proof on the new side reached with conninfo: proof_check_db for each of the ndbs databases
+ * against its snapshot (a database that cannot be connected to is a "database_missing" mismatch),
+ * proof_check_server on the first. Sets res->proof_ran. Returns false (res failed, logged) when the
+ * proof could not run. */
+bool upgrade_prove(upgrade_result *res, const char *conninfo, char **dbs, int ndbs, const proof_snapshot *snaps,
+                   int sample_rows);
 
 /* Probes l on the server reached with conninfo (its maintenance database), adds the
  * "options_accepted" and extension checks to res from the outcome. Returns false only when the

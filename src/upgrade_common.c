@@ -15,6 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The vector extension's version in the connected database (no row when not installed). */
+static const char VECTOR_VERSION_SQL[] = "SELECT extversion FROM pg_extension WHERE extname = 'vector'";
+
 static char *vfmt(const char *fmt, va_list ap)
 {
     char *s = NULL;
@@ -242,7 +245,51 @@ bool upgrade_update_extensions(pg_conn *c, const char *db, upgrade_result *res)
         upgrade_update_add(res, db, name, pg_value(r, i, 1), pg_value(r, i, 2));
     }
     pg_clear(r);
+    if (ok && !res->vector_after) {
+        bool found;
+        res->vector_after = pg_query_text(c, VECTOR_VERSION_SQL, 0, NULL, &found);
+    }
     return ok;
+}
+
+void upgrade_check_versions(upgrade_result *res, const upgrade_options *o, const char *old_what,
+                            const char *new_what)
+{
+    upgrade_check_add(res, "old_version", !o->from_version || o->from_version == res->old_major,
+                      "%s is PostgreSQL %s%s", old_what, res->old_version,
+                      o->from_version && o->from_version != res->old_major ? ": not the version this upgrade is from"
+                                                                           : "");
+    upgrade_check_add(res, "new_version",
+                      (!o->to_version || o->to_version == res->new_major) && res->new_major > res->old_major,
+                      "%s is PostgreSQL %s%s", new_what, res->new_version,
+                      o->to_version && o->to_version != res->new_major ? ": not the version this upgrade is to"
+                      : res->new_major <= res->old_major              ? ": not a newer major version"
+                                                                       : "");
+}
+
+bool upgrade_prove(upgrade_result *res, const char *conninfo, char **dbs, int ndbs, const proof_snapshot *snaps,
+                   int sample_rows)
+{
+    res->proof_ran = true;
+    bool server_checked = false;
+    for (int i = 0; i < ndbs; i++) {
+        pg_conn *c = pg_connect_db(conninfo, dbs[i], "pgmemctl upgrade proof", 0);
+        if (!c) {
+            proof_add_mismatch(&res->proof, dbs[i], "database_missing", dbs[i], "present", "cannot connect");
+            continue;
+        }
+        bool ok = proof_check_db(c, &snaps[i], sample_rows, &res->proof);
+        if (ok && !server_checked) {
+            ok = proof_check_server(c, res->new_major, &res->proof);
+            server_checked = true;
+        }
+        pg_close(c);
+        if (!ok) {
+            upgrade_fail(res, UPG_ST_FAILED, "the proof could not run on database %s", dbs[i]);
+            return false;
+        }
+    }
+    return true;
 }
 
 bool upgrade_collect_old(const char *conninfo, char **dbs, int ndbs, compat_list *out, upgrade_result *res)
@@ -254,8 +301,7 @@ bool upgrade_collect_old(const char *conninfo, char **dbs, int ndbs, compat_list
         bool ok = compat_collect(c, dbs[i], i == 0, out);
         if (ok && !res->vector_before) {
             bool found = false;
-            res->vector_before =
-                pg_query_text(c, "SELECT extversion FROM pg_extension WHERE extname = 'vector'", 0, NULL, &found);
+            res->vector_before = pg_query_text(c, VECTOR_VERSION_SQL, 0, NULL, &found);
         }
         pg_close(c);
         if (!ok)

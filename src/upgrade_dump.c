@@ -193,16 +193,7 @@ static bool preflight(dmp *d)
     free(v);
     res->old_major = pg_server_version(d->src) / 10000;
     res->new_major = pg_server_version(d->dst) / 10000;
-    upgrade_check_add(res, "old_version", !o->from_version || o->from_version == res->old_major,
-                      "the source is PostgreSQL %s%s", res->old_version,
-                      o->from_version && o->from_version != res->old_major ? ": not the version this upgrade is from"
-                                                                           : "");
-    upgrade_check_add(res, "new_version",
-                      (!o->to_version || o->to_version == res->new_major) && res->new_major > res->old_major,
-                      "the target is PostgreSQL %s%s", res->new_version,
-                      o->to_version && o->to_version != res->new_major ? ": not the version this upgrade is to"
-                      : res->new_major <= res->old_major              ? ": not a newer major version"
-                                                                       : "");
+    upgrade_check_versions(res, o, "the source", "the target");
     if (!find_tools(d, res->new_major))
         return true;
     if (o->maintenance_work_mem) {
@@ -442,9 +433,6 @@ static bool move_db(dmp *d, int i, proof_snapshot *snap)
                      t ? ": " : "", t ? pg_errmsg(t) : "");
         goto done;
     }
-    if (!res->vector_after)
-        res->vector_after =
-            pg_query_text(t, "SELECT extversion FROM pg_extension WHERE extname = 'vector'", 0, NULL, &found);
     upgrade_phase_end(res, "analyze", t0);
     ok = true;
 done:
@@ -517,20 +505,8 @@ bool upgrade_run_dump(const upgrade_options *o, upgrade_result *res)
 
     upgrade_pause_before_proof(res->new_where);
     t0 = progress_now();
-    res->proof_ran = true;
-    for (int i = 0; i < d.ndbs; i++) {
-        pg_conn *c = pg_connect_db(o->to, d.dbs[i], "pgmemctl upgrade proof", 0);
-        bool pok = c && proof_check_db(c, &snaps[i], o->sample_rows, &res->proof);
-        pg_close(c);
-        if (!pok) {
-            upgrade_fail(res, UPG_ST_FAILED, "the proof could not run on database %s", d.dbs[i]);
-            goto out;
-        }
-    }
-    if (!proof_check_server(d.dst, res->new_major, &res->proof)) {
-        upgrade_fail(res, UPG_ST_FAILED, "the proof could not read the target's version");
+    if (!upgrade_prove(res, o->to, d.dbs, d.ndbs, snaps, o->sample_rows))
         goto out;
-    }
     upgrade_phase_end(res, "proof", t0);
     if (proof_passed(&res->proof))
         res->status = UPG_ST_UPGRADED;

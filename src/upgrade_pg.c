@@ -41,14 +41,6 @@ typedef struct {
     bool have_snaps;
 } pgu;
 
-static char *path_join(const char *a, const char *b)
-{
-    char *s = NULL;
-    if (asprintf(&s, "%s/%s", a, b) < 0)
-        return NULL;
-    return s;
-}
-
 static bool dir_is_empty(const char *path, bool *exists)
 {
     DIR *d = opendir(path);
@@ -66,7 +58,7 @@ static bool dir_is_empty(const char *path, bool *exists)
 
 static bool file_exists(const char *dir, const char *name)
 {
-    char *p = path_join(dir, name);
+    char *p = proc_path(dir, name);
     bool ok = p && access(p, F_OK) == 0;
     free(p);
     return ok;
@@ -107,7 +99,7 @@ static char *absolute_in_parent(const char *path)
         parent = copy;
     }
     char *rp = *base ? realpath(parent, NULL) : NULL;
-    char *r = rp ? path_join(strcmp(rp, "/") ? rp : "", base) : NULL;
+    char *r = rp ? proc_path(strcmp(rp, "/") ? rp : "", base) : NULL;
     free(rp);
     free(copy);
     return r;
@@ -132,16 +124,14 @@ static bool check_static(pgu *u)
     res->new_version = strdup(u->newi.version);
     res->old_major = u->oldi.major;
     res->new_major = u->newi.major;
-    upgrade_check_add(res, "old_version", !o->from_version || o->from_version == u->oldi.major,
-                      "--old-bindir %s is PostgreSQL %s%s", u->oldi.bindir, u->oldi.version,
-                      o->from_version && o->from_version != u->oldi.major ? ": not the version this upgrade is from"
-                                                                          : "");
-    upgrade_check_add(res, "new_version",
-                      (!o->to_version || o->to_version == u->newi.major) && u->newi.major > u->oldi.major,
-                      "--new-bindir %s is PostgreSQL %s%s", u->newi.bindir, u->newi.version,
-                      o->to_version && o->to_version != u->newi.major ? ": not the version this upgrade is to"
-                      : u->newi.major <= u->oldi.major                ? ": not a newer major version"
-                                                                      : "");
+    char *old_what = NULL, *new_what = NULL;
+    if (asprintf(&old_what, "--old-bindir %s", u->oldi.bindir) < 0)
+        old_what = NULL;
+    if (asprintf(&new_what, "--new-bindir %s", u->newi.bindir) < 0)
+        new_what = NULL;
+    upgrade_check_versions(res, o, old_what ? old_what : "--old-bindir", new_what ? new_what : "--new-bindir");
+    free(old_what);
+    free(new_what);
 
     /* the old data directory's owner runs every program; it needs the work directory */
     struct stat dst;
@@ -251,6 +241,25 @@ static bool check_static(pgu *u)
 
 /* ---- preflight: inside the old cluster ------------------------------------------------------- */
 
+/* The proof's snapshot of every database of the old cluster reached with conninfo (which only
+ * pgmemctl can reach at that moment). Returns false (logged) when one fails. */
+static bool snapshot_old(pgu *u, const char *conninfo)
+{
+    u->snaps = calloc((size_t) u->ndbs + 1, sizeof *u->snaps);
+    if (!u->snaps)
+        return false;
+    for (int i = 0; i < u->ndbs; i++) {
+        pg_conn *c = pg_connect_db(conninfo, u->dbs[i], "pgmemctl upgrade proof", 0);
+        bool took = c && proof_snapshot_take(c, u->dbs[i], u->o->sample_rows, &u->snaps[i]);
+        pg_close(c);
+        if (!took)
+            return false;
+    }
+    u->have_snaps = true;
+    log_info("upgrade: snapshot of %d database(s) taken on the old cluster", u->ndbs);
+    return true;
+}
+
 /* Reads the cluster-wide facts and the databases from the old cluster reached with conninfo. */
 static bool read_old(pgu *u, const char *conninfo, bool take_snapshots)
 {
@@ -301,21 +310,7 @@ done:
         return false;
     if (!upgrade_collect_old(conninfo, u->dbs, u->ndbs, &u->res->compat_items, res))
         return false;
-    if (take_snapshots) {
-        u->snaps = calloc((size_t) u->ndbs + 1, sizeof *u->snaps);
-        if (!u->snaps)
-            return false;
-        for (int i = 0; i < u->ndbs; i++) {
-            pg_conn *dc = pg_connect_db(conninfo, u->dbs[i], "pgmemctl upgrade proof", 0);
-            bool took = dc && proof_snapshot_take(dc, u->dbs[i], u->o->sample_rows, &u->snaps[i]);
-            pg_close(dc);
-            if (!took)
-                return false;
-        }
-        u->have_snaps = true;
-        log_info("upgrade: snapshot of %d database(s) taken on the old cluster", u->ndbs);
-    }
-    return true;
+    return !take_snapshots || snapshot_old(u, conninfo);
 }
 
 /* The old cluster's facts: through its own socket when it runs, else a private start. */
@@ -362,8 +357,8 @@ static void check_pgvector_files(pgu *u)
                           "no pg_config in %s: pgvector is checked by the new server itself below", u->newi.bindir);
         return;
     }
-    char *control = path_join(u->newi.sharedir, "extension/vector.control");
-    char *lib = path_join(u->newi.pkglibdir, "vector.so");
+    char *control = proc_path(u->newi.sharedir, "extension/vector.control");
+    char *lib = proc_path(u->newi.pkglibdir, "vector.so");
     char *ver = control ? control_default_version(control) : NULL;
     bool lib_ok = lib && access(lib, R_OK) == 0;
     if (!ver || !lib_ok)
@@ -405,7 +400,7 @@ static bool preflight_new(pgu *u)
     if (u->new_exists)
         dir = strdup(u->new_dir);
     else if (u->o->dry_run) {
-        dir = path_join(res->work_dir, "probe-new");
+        dir = proc_path(res->work_dir, "probe-new");
         scratch = true;
     } else
         dir = strdup(u->new_dir);
@@ -534,7 +529,7 @@ static void add_rollback(pgu *u, bool after_link)
  * connects to it through the socket and port its postmaster.pid names). */
 static int run_pg_upgrade_prog(pgu *u, bool check_only, bool live)
 {
-    char *sock = path_join(u->res->work_dir, "sock_pgu");
+    char *sock = proc_path(u->res->work_dir, "sock_pgu");
     char jobs[16], oport[16], nport[16], mode[16];
     snprintf(jobs, sizeof jobs, "%d", u->o->jobs);
     snprintf(oport, sizeof oport, "%d", live ? u->oldd.port : OLD_PORT);
@@ -596,17 +591,12 @@ static bool post_upgrade(pgu *u, const char *conninfo)
             upgrade_fail(res, UPG_ST_FAILED, "updating extensions in database %s failed", u->dbs[i]);
             return false;
         }
-        if (!res->vector_after) {
-            bool found;
-            res->vector_after =
-                pg_query_text(c, "SELECT extversion FROM pg_extension WHERE extname = 'vector'", 0, NULL, &found);
-        }
         pg_close(c);
     }
     upgrade_phase_end(res, "extensions", t0);
 
     t0 = progress_now();
-    char *sock = path_join(res->work_dir, "sock_new");
+    char *sock = proc_path(res->work_dir, "sock_new");
     char port[16];
     snprintf(port, sizeof port, "%d", NEW_PORT);
     const char *argv[] = {"vacuumdb", "--all", "--analyze-in-stages", "--host", sock, "--port", port, "--username",
@@ -624,22 +614,8 @@ static bool post_upgrade(pgu *u, const char *conninfo)
 
     upgrade_pause_before_proof(conninfo);
     t0 = progress_now();
-    res->proof_ran = true;
-    for (int i = 0; i < u->ndbs; i++) {
-        pg_conn *c = pg_connect_db(conninfo, u->dbs[i], "pgmemctl upgrade proof", 0);
-        if (!c) {
-            proof_add_mismatch(&res->proof, u->dbs[i], "database_missing", u->dbs[i], "present", "cannot connect");
-            continue;
-        }
-        bool ok = proof_check_db(c, &u->snaps[i], u->o->sample_rows, &res->proof);
-        if (ok && i == 0)
-            ok = proof_check_server(c, res->new_major, &res->proof);
-        pg_close(c);
-        if (!ok) {
-            upgrade_fail(res, UPG_ST_FAILED, "the proof could not run on database %s", u->dbs[i]);
-            return false;
-        }
-    }
+    if (!upgrade_prove(res, conninfo, u->dbs, u->ndbs, u->snaps, u->o->sample_rows))
+        return false;
     upgrade_phase_end(res, "proof", t0);
     return true;
 }
@@ -710,7 +686,7 @@ bool upgrade_run_pg_upgrade(const upgrade_options *o, upgrade_result *res)
     if (res->new_created)
         for (int i = 0; i < 2; i++) {
             const char *f = i == 0 ? "pg_hba.conf" : "pg_ident.conf";
-            char *src = path_join(u.oldd.datadir, f), *dst = path_join(u.new_dir, f);
+            char *src = proc_path(u.oldd.datadir, f), *dst = proc_path(u.new_dir, f);
             if (src && dst && access(src, R_OK) == 0)
                 cluster_copy_file(src, dst, &u.as);
             free(src);
@@ -754,13 +730,7 @@ bool upgrade_run_pg_upgrade(const upgrade_options *o, upgrade_result *res)
         bool snap_ok = cluster_start(&u.oldi, u.oldd.datadir, res->work_dir, "old", OLD_PORT, u.superuser, old_extra,
                                      &u.as, 3600, &s);
         if (snap_ok) {
-            u.snaps = calloc((size_t) u.ndbs + 1, sizeof *u.snaps);
-            for (int i = 0; snap_ok && i < u.ndbs; i++) {
-                pg_conn *c = u.snaps ? pg_connect_db(s.conninfo, u.dbs[i], "pgmemctl upgrade proof", 0) : NULL;
-                snap_ok = c && proof_snapshot_take(c, u.dbs[i], o->sample_rows, &u.snaps[i]);
-                pg_close(c);
-            }
-            u.have_snaps = snap_ok;
+            snap_ok = snapshot_old(&u, s.conninfo);
             if (!cluster_stop(&s))
                 snap_ok = false;
         }
