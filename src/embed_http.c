@@ -6,6 +6,9 @@
 #include "log.h"
 #include "redact.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -13,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -354,6 +358,95 @@ void embed_http_server_message(const char *body, size_t len, char *msg, size_t m
     cJSON_Delete(root);
 }
 
+/* ---- CA certificates ------------------------------------------------------------------------ */
+
+const char *const embed_http_ca_bundles[] = {
+    "/etc/ssl/certs/ca-certificates.crt",                /* Debian, Ubuntu */
+    "/etc/pki/tls/certs/ca-bundle.crt",                  /* Fedora, RHEL, CentOS */
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", /* Fedora, RHEL (the extracted bundle) */
+    "/etc/ssl/ca-bundle.pem",                            /* openSUSE */
+    "/etc/ssl/cert.pem",                                 /* Alpine */
+    NULL,
+};
+
+/* 0 when path opens for reading and is not a directory, else an errno value. */
+static int http_file_problem(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    struct stat st;
+    int e = fstat(fd, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
+    close(fd);
+    return e;
+}
+
+/* 0 when path is a directory that can be listed, else an errno value. */
+static int http_dir_problem(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return errno;
+    closedir(d);
+    return 0;
+}
+
+static bool http_set(const char *v)
+{
+    return v != NULL && v[0] != '\0';
+}
+
+bool embed_http_ca_choose(const char *env_file, const char *env_dir, const char *default_file,
+                          const char *default_dir, const char *const *bundles, embed_http_ca *out, char *err,
+                          size_t errlen)
+{
+    embed_http_ca ca = {NULL, NULL, EMBED_HTTP_CA_DEFAULT};
+    int e;
+    if (http_set(env_file) || http_set(env_dir)) {
+        if (http_set(env_file) && (e = http_file_problem(env_file)) != 0) {
+            embed_seterr(err, errlen, "SSL_CERT_FILE=%s: %s", env_file, strerror(e));
+            return false;
+        }
+        if (http_set(env_dir) && (e = http_dir_problem(env_dir)) != 0) {
+            embed_seterr(err, errlen, "SSL_CERT_DIR=%s: %s", env_dir, strerror(e));
+            return false;
+        }
+        ca.file = http_set(env_file) ? env_file : NULL;
+        ca.dir = http_set(env_dir) ? env_dir : NULL;
+        ca.source = EMBED_HTTP_CA_ENV;
+    } else if ((http_set(default_file) && http_file_problem(default_file) == 0) ||
+               (http_set(default_dir) && http_dir_problem(default_dir) == 0)) {
+        ca.source = EMBED_HTTP_CA_DEFAULT;
+    } else {
+        ca.source = EMBED_HTTP_CA_NONE;
+        for (const char *const *b = bundles ? bundles : embed_http_ca_bundles; *b != NULL; b++) {
+            if (http_file_problem(*b) == 0) {
+                ca.file = *b;
+                ca.source = EMBED_HTTP_CA_FALLBACK;
+                break;
+            }
+        }
+    }
+    *out = ca;
+    return true;
+}
+
+bool embed_http_transport_permanent(int curl_code)
+{
+    switch ((CURLcode)curl_code) {
+    case CURLE_PEER_FAILED_VERIFICATION: /* the certificate or its name did not verify */
+    case CURLE_SSL_CACERT_BADFILE:       /* the CA file or directory could not be used */
+    case CURLE_SSL_CERTPROBLEM:          /* a client certificate */
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* ---- the embedder --------------------------------------------------------------------------- */
 
 struct embed_http {
@@ -369,6 +462,8 @@ struct embed_http {
     size_t max_inputs;   /* inputs per request (EMBED_HTTP_MAX_INPUTS or fewer) */
     double timeout, request_timeout;
     bool truncate_long;
+    char *ca_file, *ca_dir; /* CURLOPT_CAINFO / CURLOPT_CAPATH (https only); NULL: libcurl's default */
+    char ca_note[768];      /* which CA certificates are trusted, for certificate errors */
     uint64_t rng;
     embed_stats stats;
 };
@@ -443,6 +538,51 @@ static char *http_url_shown(const char *url)
         strcpy(out + pre, at + 1);
     }
     return out;
+}
+
+/* The CA certificates an https embedder trusts (embed_http_ca_choose with the environment and
+ * libcurl's defaults), copied into h, with a note for certificate errors. */
+static bool http_setup_ca(embed_http *h, char *err, size_t errlen)
+{
+    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+    const char *def_file = v != NULL && v->age >= CURLVERSION_SEVENTH ? v->cainfo : NULL;
+    const char *def_dir = v != NULL && v->age >= CURLVERSION_SEVENTH ? v->capath : NULL;
+    embed_http_ca ca;
+    if (!embed_http_ca_choose(getenv("SSL_CERT_FILE"), getenv("SSL_CERT_DIR"), def_file, def_dir, NULL, &ca, err,
+                              errlen))
+        return false;
+    if ((ca.file != NULL && (h->ca_file = strdup(ca.file)) == NULL) ||
+        (ca.dir != NULL && (h->ca_dir = strdup(ca.dir)) == NULL)) {
+        embed_seterr(err, errlen, "out of memory");
+        return false;
+    }
+    const char *def = http_set(def_file) ? def_file : http_set(def_dir) ? def_dir : NULL;
+    switch (ca.source) {
+    case EMBED_HTTP_CA_ENV:
+        snprintf(h->ca_note, sizeof h->ca_note, "trusted CA certificates: %s%s%s%s%s",
+                 ca.file ? "SSL_CERT_FILE=" : "", ca.file ? ca.file : "", ca.file && ca.dir ? " and " : "",
+                 ca.dir ? "SSL_CERT_DIR=" : "", ca.dir ? ca.dir : "");
+        break;
+    case EMBED_HTTP_CA_DEFAULT:
+        snprintf(h->ca_note, sizeof h->ca_note,
+                 "trusted CA certificates: libcurl's default %s; set SSL_CERT_FILE to trust another CA", def);
+        break;
+    case EMBED_HTTP_CA_FALLBACK:
+        snprintf(h->ca_note, sizeof h->ca_note,
+                 "trusted CA certificates: %s (libcurl's default %s is missing here); set SSL_CERT_FILE to "
+                 "trust another CA",
+                 ca.file, def ? def : "(none built in)");
+        break;
+    case EMBED_HTTP_CA_NONE:
+    default:
+        snprintf(h->ca_note, sizeof h->ca_note,
+                 "no CA certificates found: libcurl's default %s is missing here and so are the usual bundles;"
+                 " set SSL_CERT_FILE",
+                 def ? def : "(none built in)");
+        break;
+    }
+    log_debug("%s: %s", h->url_shown, h->ca_note);
+    return true;
 }
 
 embed_http *embed_http_open(embed_http_provider provider, const char *model, const embed_options *opt,
@@ -545,6 +685,10 @@ embed_http *embed_http_open(embed_http_provider provider, const char *model, con
         embed_http_close(h);
         return NULL;
     }
+    if (strncasecmp(h->url, "https://", 8) == 0 && !http_setup_ca(h, err, errlen)) {
+        embed_http_close(h);
+        return NULL;
+    }
     return h;
 }
 
@@ -568,6 +712,8 @@ void embed_http_close(embed_http *h)
     free(h->model);
     free(h->url);
     free(h->url_shown);
+    free(h->ca_file);
+    free(h->ca_dir);
     free(h);
 }
 
@@ -701,6 +847,8 @@ static bool http_start(embed_http *h, const http_sendlist *sl, http_req *r, doub
               curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, cms) == CURLE_OK &&
               curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "") == CURLE_OK &&
               curl_easy_setopt(c, CURLOPT_PRIVATE, (void *)r) == CURLE_OK &&
+              (h->ca_file == NULL || curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file) == CURLE_OK) &&
+              (h->ca_dir == NULL || curl_easy_setopt(c, CURLOPT_CAPATH, h->ca_dir) == CURLE_OK) &&
               curl_multi_add_handle(h->multi, c) == CURLM_OK;
     if (!ok) {
         curl_easy_cleanup(c);
@@ -767,9 +915,15 @@ static bool http_finish(embed_http *h, const http_sendlist *sl, http_req *r, CUR
     }
 
     /* What went wrong, for the log and for err. */
-    char problem[384];
+    char problem[1280];
+    bool permanent = res != CURLE_OK && embed_http_transport_permanent(res);
     if (res != CURLE_OK) {
-        snprintf(problem, sizeof problem, "%s", r->curl_err[0] ? r->curl_err : curl_easy_strerror(res));
+        const char *why = r->curl_err[0] ? r->curl_err : curl_easy_strerror(res);
+        if ((res == CURLE_PEER_FAILED_VERIFICATION || res == CURLE_SSL_CACERT_BADFILE ||
+             res == CURLE_SSL_ISSUER_ERROR) && h->ca_note[0])
+            snprintf(problem, sizeof problem, "%s (%s)", why, h->ca_note);
+        else
+            snprintf(problem, sizeof problem, "%s", why);
     } else {
         char msg[300];
         embed_http_server_message(r->resp, r->resp_len, msg, sizeof msg);
@@ -778,6 +932,8 @@ static bool http_finish(embed_http *h, const http_sendlist *sl, http_req *r, CUR
     double now = http_now();
     embed_http_retry d = embed_http_retry_decide(status, r->retry_after_ms, r->retry_after, r->retries,
                                                  h->max_retries, deadline - now, time(NULL), http_random(h));
+    if (permanent) /* a certificate that failed verification fails again */
+        d.verdict = EMBED_HTTP_FAIL;
     switch (d.verdict) {
     case EMBED_HTTP_RETRY:
         r->retries++;

@@ -10,7 +10,9 @@
  *     POST {base}/api/embed  {"model": M, "input": [T…]}
  *     → 200 {"embeddings": [[f…]…], …}; errors {"error": "…"}
  *   Retry-After: RFC 9110 section 10.2.3 (delay-seconds or an HTTP-date); retry-after-ms is the
- *   millisecond variant OpenAI and Azure OpenAI send. */
+ *   millisecond variant OpenAI and Azure OpenAI send.
+ *   SSL_CERT_FILE / SSL_CERT_DIR: the environment variables OpenSSL reads for its default CA file
+ *   and directory (openssl-env(7)), which curl's command line honours too (curl(1), ENVIRONMENT). */
 #ifndef PGMEMCTL_EMBED_HTTP_H
 #define PGMEMCTL_EMBED_HTTP_H
 
@@ -39,8 +41,11 @@ typedef struct embed_http embed_http;
 
 /* Opens an HTTP embedder for model (the text after "openai:" / "ollama:", non-empty). opt may
  * be NULL (defaults, documented at embed_options in embed.h). Registers the API key with
- * redact_add_secret. Sends nothing. Returns NULL with a message in err on invalid options or
- * when libcurl cannot be initialised. Free with embed_http_close. */
+ * redact_add_secret. For an https:// URL, chooses the CA certificates with embed_http_ca_choose
+ * from $SSL_CERT_FILE, $SSL_CERT_DIR and libcurl's compiled-in defaults. Sends nothing. Returns
+ * NULL with a message in err on invalid options, a CA file or directory from the environment
+ * that cannot be read (e.g. "SSL_CERT_FILE=/x: No such file or directory"), or when libcurl
+ * cannot be initialised. Free with embed_http_close. */
 embed_http *embed_http_open(embed_http_provider provider, const char *model, const embed_options *opt,
                             char *err, size_t errlen);
 
@@ -61,6 +66,52 @@ void embed_http_get_stats(const embed_http *h, embed_stats *out);
 
 /* NULL is allowed. */
 void embed_http_close(embed_http *h);
+
+/* ---- CA certificates for HTTPS ----------------------------------------------------------- */
+
+/* The CA bundle files of the major Linux distributions, in the order they are tried, then NULL:
+ * Debian/Ubuntu /etc/ssl/certs/ca-certificates.crt, Fedora/RHEL /etc/pki/tls/certs/ca-bundle.crt
+ * and /etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem, openSUSE /etc/ssl/ca-bundle.pem, Alpine
+ * /etc/ssl/cert.pem. */
+extern const char *const embed_http_ca_bundles[];
+
+typedef enum {
+    EMBED_HTTP_CA_DEFAULT,   /* libcurl's compiled-in CA file or directory, which exists here */
+    EMBED_HTTP_CA_ENV,       /* SSL_CERT_FILE and/or SSL_CERT_DIR */
+    EMBED_HTTP_CA_FALLBACK,  /* libcurl's default is missing here; a distribution's bundle instead */
+    EMBED_HTTP_CA_NONE       /* libcurl's default is missing and no known bundle exists here */
+} embed_http_ca_source;
+
+typedef struct {
+    const char *file;        /* for CURLOPT_CAINFO; NULL: leave libcurl's default */
+    const char *dir;         /* for CURLOPT_CAPATH; NULL: leave libcurl's default */
+    embed_http_ca_source source;
+} embed_http_ca;
+
+/* Where libcurl should find the CA certificates it checks HTTPS servers against, the way OpenSSL
+ * and curl's command line do it:
+ *   - env_file / env_dir: the values of SSL_CERT_FILE / SSL_CERT_DIR (NULL or "" = not set). Each
+ *     one set is used (file -> CURLOPT_CAINFO, dir -> CURLOPT_CAPATH; the other keeps libcurl's
+ *     default): source EMBED_HTTP_CA_ENV. A set file must open for reading and not be a
+ *     directory, a set directory must be a directory that can be listed: otherwise false with
+ *     err "SSL_CERT_FILE=PATH: REASON" (REASON from strerror, e.g. "No such file or directory").
+ *   - neither set: when default_file (libcurl's compiled-in CAINFO, NULL if none) is a readable
+ *     file or default_dir (its CAPATH, NULL if none) a directory, nothing is changed
+ *     (EMBED_HTTP_CA_DEFAULT); else the first readable file of bundles (a NULL-terminated list;
+ *     NULL means embed_http_ca_bundles) becomes the CA file (EMBED_HTTP_CA_FALLBACK); else
+ *     nothing is changed (EMBED_HTTP_CA_NONE: verification will fail, and the message says why).
+ * The contents are not checked (libcurl reports a file that holds no certificates). Only reads
+ * the file system (open, stat, opendir). On success *out is set; its pointers point into the
+ * arguments (or embed_http_ca_bundles) and live as long as they do; nothing is allocated. */
+bool embed_http_ca_choose(const char *env_file, const char *env_dir, const char *default_file,
+                          const char *default_dir, const char *const *bundles, embed_http_ca *out, char *err,
+                          size_t errlen);
+
+/* True for libcurl results (CURLcode values) that no retry can fix: the server's certificate
+ * failed verification, or the CA file, a client certificate, a pinned key or the certificate
+ * status could not be used. Other transport errors (connection refused or reset, timeouts, DNS,
+ * a failed TLS handshake) are retried like HTTP 5xx. */
+bool embed_http_transport_permanent(int curl_code);
 
 /* ---- pure functions ---------------------------------------------------------------------- */
 

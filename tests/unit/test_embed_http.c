@@ -1,7 +1,9 @@
 /* test_embed_http.c — unit tests for the pure parts of the HTTP embedders (src/embed_http.c):
  * token estimate, UTF-8 truncation, request splitting, retry-after parsing, backoff, the retry
- * decision, request bodies, response validation and server error messages; and the
- * embedder-level behaviour that needs no server (specs, options, fingerprints, builtin status). */
+ * decision, request bodies, response validation and server error messages; the choice of CA
+ * certificates (SSL_CERT_FILE, SSL_CERT_DIR, libcurl's default, the distributions' bundles) and
+ * which transport errors are final; and the embedder-level behaviour that needs no server (specs,
+ * options, fingerprints, builtin status). */
 #include "common/testutil.h"
 
 #include <criterion/criterion.h>
@@ -9,8 +11,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cjson/cJSON.h>
+#include <curl/curl.h>
 #include <openssl/evp.h>
 
 #include "embed.h"
@@ -548,4 +552,176 @@ Test(embed_http, builtin_status_and_stats)
     cr_assert_eq(st.tokens_estimated, 0);
     cr_assert(embed_probe(e, err, sizeof err), "probing the builtin embedder is a no-op");
     embed_close(e);
+}
+
+/* ---- CA certificates ------------------------------------------------------------------------ */
+
+/* A temporary directory with a file "bundle.pem" and a directory "certs" in it. */
+typedef struct {
+    char *dir, *file, *certs, *missing;
+} ca_fixture;
+
+static ca_fixture ca_fixture_new(void)
+{
+    ca_fixture f;
+    f.dir = tu_tempdir();
+    f.file = tu_write_file(f.dir, "bundle.pem", "-----BEGIN CERTIFICATE-----\n");
+    f.certs = tu_printf("%s/certs", f.dir);
+    cr_assert(mkdir(f.certs, 0755) == 0, "mkdir %s", f.certs);
+    f.missing = tu_printf("%s/no-such.pem", f.dir);
+    return f;
+}
+
+static void ca_fixture_free(ca_fixture *f)
+{
+    tu_rmtree(f->dir);
+    free(f->dir);
+    free(f->file);
+    free(f->certs);
+    free(f->missing);
+}
+
+Test(embed_http, ca_from_the_environment)
+{
+    ca_fixture f = ca_fixture_new();
+    embed_http_ca ca;
+    char err[512] = "";
+    cr_assert(embed_http_ca_choose(f.file, NULL, "/x/default.pem", "/x/certs", NULL, &ca, err, sizeof err), "%s", err);
+    cr_assert_eq(ca.source, EMBED_HTTP_CA_ENV);
+    cr_assert_str_eq(ca.file, f.file);
+    cr_assert_null(ca.dir, "SSL_CERT_FILE alone leaves libcurl's directory");
+    cr_assert(embed_http_ca_choose(NULL, f.certs, NULL, NULL, NULL, &ca, err, sizeof err), "%s", err);
+    cr_assert_eq(ca.source, EMBED_HTTP_CA_ENV);
+    cr_assert_null(ca.file);
+    cr_assert_str_eq(ca.dir, f.certs);
+    cr_assert(embed_http_ca_choose(f.file, f.certs, f.file, NULL, NULL, &ca, err, sizeof err), "%s", err);
+    cr_assert_eq(ca.source, EMBED_HTTP_CA_ENV);
+    cr_assert_str_eq(ca.file, f.file);
+    cr_assert_str_eq(ca.dir, f.certs);
+    /* empty values count as not set */
+    cr_assert(embed_http_ca_choose("", "", f.file, NULL, NULL, &ca, err, sizeof err), "%s", err);
+    cr_assert_eq(ca.source, EMBED_HTTP_CA_DEFAULT);
+    ca_fixture_free(&f);
+}
+
+Test(embed_http, ca_from_the_environment_must_be_readable)
+{
+    ca_fixture f = ca_fixture_new();
+    embed_http_ca ca = {"untouched", "untouched", EMBED_HTTP_CA_NONE};
+    char err[512] = "";
+    char *want = tu_printf("SSL_CERT_FILE=%s: No such file or directory", f.missing);
+    cr_assert_not(embed_http_ca_choose(f.missing, NULL, f.file, NULL, NULL, &ca, err, sizeof err));
+    cr_assert_str_eq(err, want);
+    cr_assert_str_eq(ca.file, "untouched", "*out is left alone on failure");
+    free(want);
+    want = tu_printf("SSL_CERT_FILE=%s: Is a directory", f.certs);
+    cr_assert_not(embed_http_ca_choose(f.certs, NULL, NULL, NULL, NULL, &ca, err, sizeof err));
+    cr_assert_str_eq(err, want);
+    free(want);
+    want = tu_printf("SSL_CERT_DIR=%s: No such file or directory", f.missing);
+    cr_assert_not(embed_http_ca_choose(f.file, f.missing, NULL, NULL, NULL, &ca, err, sizeof err));
+    cr_assert_str_eq(err, want, "a good SSL_CERT_FILE does not excuse a bad SSL_CERT_DIR");
+    free(want);
+    want = tu_printf("SSL_CERT_DIR=%s: Not a directory", f.file);
+    cr_assert_not(embed_http_ca_choose(NULL, f.file, NULL, NULL, NULL, &ca, err, sizeof err));
+    cr_assert_str_eq(err, want);
+    free(want);
+    cr_assert_not(embed_http_ca_choose(f.missing, NULL, NULL, NULL, NULL, &ca, NULL, 0), "no error buffer is fine");
+    ca_fixture_free(&f);
+}
+
+Test(embed_http, ca_default_kept_when_it_exists)
+{
+    ca_fixture f = ca_fixture_new();
+    const char *bundles[] = {f.file, NULL};
+    embed_http_ca ca;
+    char err[512] = "";
+    cr_assert(embed_http_ca_choose(NULL, NULL, f.file, f.missing, bundles, &ca, err, sizeof err), "%s", err);
+    cr_assert_eq(ca.source, EMBED_HTTP_CA_DEFAULT);
+    cr_assert_null(ca.file);
+    cr_assert_null(ca.dir);
+    cr_assert(embed_http_ca_choose(NULL, NULL, f.missing, f.certs, bundles, &ca, err, sizeof err), "%s", err);
+    cr_assert_eq(ca.source, EMBED_HTTP_CA_DEFAULT, "the default directory alone is enough");
+    cr_assert_null(ca.file);
+    ca_fixture_free(&f);
+}
+
+Test(embed_http, ca_fallback_when_the_default_is_missing)
+{
+    ca_fixture f = ca_fixture_new();
+    char *second = tu_write_file(f.dir, "second.pem", "x");
+    const char *bundles[] = {f.missing, f.certs, f.file, second, NULL};
+    embed_http_ca ca;
+    char err[512] = "";
+    cr_assert(embed_http_ca_choose(NULL, NULL, f.missing, f.missing, bundles, &ca, err, sizeof err), "%s", err);
+    cr_assert_eq(ca.source, EMBED_HTTP_CA_FALLBACK);
+    cr_assert_str_eq(ca.file, f.file, "the first readable file; a directory is not a bundle");
+    cr_assert_null(ca.dir);
+    cr_assert(embed_http_ca_choose(NULL, NULL, NULL, NULL, bundles, &ca, err, sizeof err), "%s", err);
+    cr_assert_eq(ca.source, EMBED_HTTP_CA_FALLBACK, "no default built in: a fallback too");
+    cr_assert_str_eq(ca.file, f.file);
+    const char *none[] = {f.missing, f.certs, NULL};
+    cr_assert(embed_http_ca_choose(NULL, NULL, f.missing, NULL, none, &ca, err, sizeof err), "%s", err);
+    cr_assert_eq(ca.source, EMBED_HTTP_CA_NONE);
+    cr_assert_null(ca.file);
+    cr_assert_null(ca.dir);
+    free(second);
+    ca_fixture_free(&f);
+}
+
+Test(embed_http, ca_well_known_bundles)
+{
+    const char *want[] = {"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt",
+                          "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", "/etc/ssl/ca-bundle.pem",
+                          "/etc/ssl/cert.pem", NULL};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        if (want[i] == NULL)
+            cr_assert_null(embed_http_ca_bundles[i]);
+        else
+            cr_assert_str_eq(embed_http_ca_bundles[i], want[i]);
+    }
+    /* bundles NULL: the list above; this machine (Debian, package ca-certificates) has the first */
+    embed_http_ca ca;
+    char err[512] = "";
+    cr_assert(embed_http_ca_choose(NULL, NULL, "/nonexistent/ca.pem", NULL, NULL, &ca, err, sizeof err), "%s", err);
+    cr_assert_eq(ca.source, EMBED_HTTP_CA_FALLBACK);
+    cr_assert_str_eq(ca.file, "/etc/ssl/certs/ca-certificates.crt");
+}
+
+Test(embed_http, certificate_errors_are_not_retried)
+{
+    int permanent[] = {CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE, CURLE_SSL_CERTPROBLEM,
+                       CURLE_SSL_ISSUER_ERROR, CURLE_SSL_PINNEDPUBKEYNOTMATCH};
+    int transient[] = {CURLE_COULDNT_CONNECT, CURLE_OPERATION_TIMEDOUT, CURLE_SSL_CONNECT_ERROR,
+                       CURLE_RECV_ERROR, CURLE_SEND_ERROR, CURLE_COULDNT_RESOLVE_HOST, CURLE_GOT_NOTHING};
+    for (size_t i = 0; i < sizeof permanent / sizeof *permanent; i++)
+        cr_assert(embed_http_transport_permanent(permanent[i]), "%s", curl_easy_strerror(permanent[i]));
+    for (size_t i = 0; i < sizeof transient / sizeof *transient; i++)
+        cr_assert_not(embed_http_transport_permanent(transient[i]), "%s", curl_easy_strerror(transient[i]));
+}
+
+Test(embed_http, open_checks_the_ca_file_for_https_only)
+{
+    ca_fixture f = ca_fixture_new();
+    char err[512] = "";
+    setenv("SSL_CERT_FILE", f.missing, 1);
+    unsetenv("SSL_CERT_DIR");
+    embed_options opt = {.api_base = "https://localhost:1/v1", .dimensions = 8};
+    cr_assert_null(embed_open_opts("openai:m", &opt, err, sizeof err), "opened with a missing SSL_CERT_FILE");
+    char *want = tu_printf("SSL_CERT_FILE=%s: No such file or directory", f.missing);
+    cr_assert(strstr(err, want) != NULL, "%s", err);
+    cr_assert(strstr(err, "openai:m") != NULL, "the message names the spec: %s", err);
+    free(want);
+    /* plain http never reads it */
+    opt.api_base = "http://127.0.0.1:1/v1";
+    embedder *e = embed_open_opts("openai:m", &opt, err, sizeof err);
+    cr_assert_not_null(e, "%s", err);
+    embed_close(e);
+    setenv("SSL_CERT_FILE", f.file, 1);
+    opt.api_base = "https://localhost:1/v1";
+    e = embed_open_opts("openai:m", &opt, err, sizeof err);
+    cr_assert_not_null(e, "%s", err);
+    embed_close(e);
+    unsetenv("SSL_CERT_FILE");
+    ca_fixture_free(&f);
 }
