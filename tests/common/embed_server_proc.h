@@ -7,6 +7,7 @@
 #define PGMEMCTL_EMBED_SERVER_PROC_H
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 
 typedef struct tu_embed_server tu_embed_server;
 
@@ -15,18 +16,30 @@ typedef struct tu_embed_server tu_embed_server;
 char *tu_embed_server_path(void);
 
 /* Starts the server with posix_spawn: args is a NULL-terminated list of its options (NULL for
- * none); --exit-with-parent is added, so a test that dies does not leave it running. stdin is
+ * none); --exit-with-parent is added, so a test that dies does not leave it running. With
+ * --tls-cert among args it serves HTTPS (the URL helpers then say https://localhost). stdin is
  * /dev/null, stderr goes to a temporary file (shown when it fails, checked for sanitizer
  * reports at stop). Waits up to 10 s for the port it prints. Stop with tu_embed_server_stop. */
 tu_embed_server *tu_embed_server_start(const char *const *args);
 
 int tu_embed_server_port(const tu_embed_server *s);
 
-/* "http://127.0.0.1:PORT" followed by path (e.g. "/v1"); newly allocated. */
+/* "http://127.0.0.1:PORT" followed by path (e.g. "/v1"); for a server started with --tls-cert
+ * "https://localhost:PORT" (the name its certificate from scripts/make-test-ca is checked
+ * against). Newly allocated. */
 char *tu_embed_server_url(const tu_embed_server *s, const char *path);
 
+/* The same with another host name or address (e.g. "127.0.0.1" to check the certificate's IP
+ * name, "127.0.0.2" for a name it does not have); the scheme follows the server's mode. Newly
+ * allocated. */
+char *tu_embed_server_url_host(const tu_embed_server *s, const char *host, const char *path);
+
+/* True when the server was started with --tls-cert (HTTPS). */
+bool tu_embed_server_tls(const tu_embed_server *s);
+
 /* GET /stats: {"requests", "inputs", "faults_served", "max_in_flight"}; caller frees with
- * cJSON_Delete. */
+ * cJSON_Delete. Over HTTPS this control request does not check the server's certificate (the
+ * tests check that through pgmemctl). */
 cJSON *tu_embed_server_stats(const tu_embed_server *s);
 
 /* One counter of /stats. */
