@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -68,6 +69,8 @@ static const char *need_env(const char *name)
 const char *tu_test_url(void) { return need_env("PGMEMCTL_TEST_URL"); }
 const char *tu_bin(void) { return need_env("PGMEMCTL_BIN"); }
 const char *tu_repo(void) { return need_env("PGMEMCTL_REPO"); }
+const char *tu_test_tls_url(void) { return need_env("PGMEMCTL_TEST_TLS_URL"); }
+const char *tu_test_tls_ca(void) { return need_env("PGMEMCTL_TEST_TLS_CA"); }
 
 /* Reads everything from fd (from its start) into a new NUL-terminated string. */
 static char *slurp_fd(int fd)
@@ -150,6 +153,35 @@ void tu_rmtree(const char *dir)
 {
     if (dir)
         nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+char *tu_make_test_ca(void)
+{
+    char *dir = tu_tempdir();
+    char *script = tu_printf("%s/scripts/make-test-ca", tu_repo());
+    pid_t pid;
+    char *const argv[] = {script, dir, NULL};
+    int out = anon_tmpfile(); /* its progress lines: shown only when it fails */
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, out, 1);
+    posix_spawn_file_actions_adddup2(&fa, out, 2);
+    fflush(stdout);
+    fflush(stderr);
+    int rc = posix_spawn(&pid, script, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    cr_assert_eq(rc, 0, "posix_spawn %s: %s", script, strerror(rc));
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        char *log = slurp_fd(out);
+        cr_assert_fail("%s %s failed (status 0x%x):\n%s", script, dir, st, log);
+    }
+    close(out);
+    free(script);
+    return dir;
 }
 
 /* ---- stderr capture ---------------------------------------------------------------------- */
@@ -315,6 +347,11 @@ static char *url_with_db(const char *base, const char *dbname)
 
 char *tu_fresh_db(void)
 {
+    return tu_fresh_db_at(tu_test_url());
+}
+
+char *tu_fresh_db_at(const char *server_uri)
+{
     static unsigned counter;
     unsigned rnd = 0;
     int fd = open("/dev/urandom", O_RDONLY);
@@ -328,17 +365,22 @@ char *tu_fresh_db(void)
     char name[64];
     snprintf(name, sizeof name, "t_%ld_%u_%08x", (long) getpid(), ++counter, rnd);
     char *sql = tu_printf("CREATE DATABASE \"%s\" TEMPLATE template1", name);
-    tu_exec(tu_test_url(), sql);
+    tu_exec(server_uri, sql);
     free(sql);
-    return url_with_db(tu_test_url(), name);
+    return url_with_db(server_uri, name);
 }
 
 void tu_drop_db(const char *uri)
 {
+    tu_drop_db_at(tu_test_url(), uri);
+}
+
+void tu_drop_db_at(const char *server_uri, const char *uri)
+{
     char *name = tu_db_name(uri);
     cr_assert(strncmp(name, "t_", 2) == 0, "tu_drop_db: %s was not made by tu_fresh_db", name);
     char *sql = tu_printf("DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", name);
-    tu_exec(tu_test_url(), sql);
+    tu_exec(server_uri, sql);
     free(sql);
     free(name);
 }

@@ -6,6 +6,10 @@
  *   PGMEMCTL_TEST_URL  postgresql:// URI of a superuser connection to the test cluster
  *   PGMEMCTL_BIN       absolute path of the pgmemctl binary under test
  *   PGMEMCTL_REPO      absolute path of the repository root
+ *   PGMEMCTL_TEST_TLS_URL  URI of a superuser connection to a second cluster with ssl = on, over
+ *                      TLS checked against its private CA (host=localhost, sslmode=verify-full,
+ *                      sslrootcert=PGMEMCTL_TEST_TLS_CA)
+ *   PGMEMCTL_TEST_TLS_CA   the CA certificate (PEM) that signed that cluster's certificate
  *
  * Every helper asserts (cr_assert) instead of returning an error: a failing helper fails the test
  * that called it. Strings returned by helpers are malloc'd and freed by the caller with free(). */
@@ -22,6 +26,15 @@ const char *tu_test_url(void);
 const char *tu_bin(void);
 const char *tu_repo(void);
 
+/* $PGMEMCTL_TEST_TLS_URL and $PGMEMCTL_TEST_TLS_CA (the TLS sandbox); each asserts it is set. */
+const char *tu_test_tls_url(void);
+const char *tu_test_tls_ca(void);
+
+/* Runs scripts/make-test-ca in a new temporary directory and returns that directory, holding
+ * ca.crt, ca.key, server.crt and server.key (a private CA and a certificate for localhost,
+ * 127.0.0.1 and ::1 signed by it; see the script). Remove it with tu_rmtree. */
+char *tu_make_test_ca(void);
+
 /* Host and port of PGMEMCTL_TEST_URL (as libpq parses it), newly allocated. */
 char *tu_test_host(void);
 char *tu_test_port(void);
@@ -33,6 +46,10 @@ char *tu_test_port(void);
  * parameters; only the database differs). */
 char *tu_fresh_db(void);
 
+/* The same on the cluster of server_uri (e.g. tu_test_tls_url()): the new database's URI keeps
+ * server_uri's user, host, port and parameters (sslmode, sslrootcert …). */
+char *tu_fresh_db_at(const char *server_uri);
+
 /* The database name inside a URI returned by tu_fresh_db (newly allocated). */
 char *tu_db_name(const char *uri);
 
@@ -40,6 +57,9 @@ char *tu_db_name(const char *uri);
  * Tests call it at their end when they pass; a failed test leaves its database for inspection
  * (the sandbox is thrown away anyway). */
 void tu_drop_db(const char *uri);
+
+/* Drops a database made by tu_fresh_db_at(server_uri). */
+void tu_drop_db_at(const char *server_uri, const char *uri);
 
 /* ---- running pgmemctl -------------------------------------------------------------------- */
 
