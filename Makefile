@@ -7,13 +7,24 @@ PKGS    := libpq libcjson yaml-0.1 sqlite3 libcrypto libcurl
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
+PKGCONFIG := pkg-config
+BUILD_KIND := dynamic
 # Recursive (=) so that pkg-config runs only when something is compiled, i.e. after `make deps`.
 BASEFL   = -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -DPGMEMCTL_VERSION='"$(VERSION)"' \
-           $(WARN) $(shell pkg-config --cflags $(PKGS)) -Isrc -Ibuild/gen
-LIBS     = $(shell pkg-config --libs $(PKGS)) -lm
+           -DPGMEMCTL_BUILD='"$(BUILD_KIND)"' $(WARN) $(shell $(PKGCONFIG) --cflags $(PKGS)) -Isrc -Ibuild/gen
+LIBS     = $(shell $(PKGCONFIG) --libs $(PKGS)) -lm
 
 # Normal build: optimised with debug info. SAN=1: AddressSanitizer + UBSan (used by `make check`).
-ifeq ($(SAN),1)
+# STATIC=musl|glibc with STATIC_PREFIX=DIR: the static build, against the libraries scripts/build-static
+# compiled into DIR (with DIR/bin/cc, the one compiler they were built with); `make static` sets both.
+ifneq ($(STATIC),)
+  OUT    := build/static-$(STATIC)
+  CC     := $(STATIC_PREFIX)/bin/cc
+  PKGCONFIG := PKG_CONFIG_LIBDIR=$(STATIC_PREFIX)/lib/pkgconfig pkg-config --static
+  BUILD_KIND := static-$(STATIC)
+  CFLAGS  = $(BASEFL) -O2 -g
+  LDFL   := -static
+else ifeq ($(SAN),1)
   OUT    := build/san
   CFLAGS  = $(BASEFL) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
   LDFL   := -fsanitize=address,undefined
@@ -34,7 +45,8 @@ UNIT_SRC := $(wildcard tests/unit/*.c)
 INT_SRC  := $(wildcard tests/integration/*.c)
 TCOMMON  := $(wildcard tests/common/*.c)
 
-.PHONY: all check check-unit check-integration demo install clean lint bench-copy bench-verify bench-reembed bench-search bench-upgrade deps
+.PHONY: all check check-unit check-integration demo install clean lint bench-copy bench-verify bench-reembed bench-search bench-upgrade deps \
+        static dist bench-static
 
 all: bin/pgmemctl $(addprefix bin/,$(TOOLS))
 
@@ -105,12 +117,14 @@ $(OUT)/tests/embed-server: tests/fixtures/embed_server.c $(OUT)/libpgmemctl.a
 deps:
 	scripts/install-deps
 
-# `make check`: installs what it needs (PostgreSQL 17 and 15.18 for the major-upgrade tests too: the first
-# time a build of several minutes, cached afterwards), builds with ASan/UBSan, runs unit then integration
-# tests against throwaway PostgreSQL sandboxes that it starts and stops itself.
+# `make check`: installs what it needs (PostgreSQL 17 and 15.18 for the major-upgrade tests too, and the
+# static build's libraries: the first time builds of several minutes, cached afterwards), builds with
+# ASan/UBSan and the static binary (whose empty-root tests run with the others), runs unit then
+# integration tests against throwaway PostgreSQL sandboxes that it starts and stops itself.
 check: deps
 	scripts/install-deps --with-pg17 --with-pg15-main >/dev/null
 	$(MAKE) SAN=1 check-build
+	$(MAKE) static
 	scripts/run-tests
 
 .PHONY: check-build
@@ -146,6 +160,21 @@ bench-upgrade: deps
 	$(MAKE) all
 	scripts/bench-upgrade
 
+# `make static`: dist/pgmemctl, one fully static x86-64 executable (musl; every library built from Debian
+# source packages by scripts/build-static and cached under /var/cache/pgmemctl/static), and the release
+# tarball dist/pgmemctl-$(VERSION)-linux-x86_64.tar.gz with dist/SHA256SUMS.
+static: dist
+
+DIST_NAME := pgmemctl-$(VERSION)-linux-x86_64
+dist:
+	scripts/build-static --out dist/pgmemctl
+	scripts/make-dist dist/pgmemctl $(DIST_NAME)
+
+# The static builds (musl and glibc) against the dynamic one: copy at 100,000 memories, side by side.
+bench-static: deps
+	$(MAKE) all
+	scripts/bench-static
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0755 bin/pgmemctl $(DESTDIR)$(PREFIX)/bin/pgmemctl
@@ -162,4 +191,4 @@ lint: build/gen/migrations_gen.h
 	clang-tidy --quiet $(TIDY_CHECKS) $(LIB_SRC) src/main.c -- $(BASEFL)
 
 clean:
-	rm -rf build bin
+	rm -rf build bin dist

@@ -1,6 +1,6 @@
 /* cluster.c — local PostgreSQL installations and data directories: probing, initdb, private
  * servers on a socket only pgmemctl can reach. */
-#define _GNU_SOURCE /* strdup, realpath, nftw's FTW_ACTIONRETVAL not needed */
+#define _GNU_SOURCE /* strdup, realpath */
 #include "cluster.h"
 #include "log.h"
 #include "pg.h"
@@ -321,24 +321,28 @@ void cluster_datadir_free(cluster_datadir *d)
 
 static int64_t walk_bytes;
 static bool walk_failed;
+static char walk_wal[4096]; /* "DATADIR/pg_wal/": files below it are not counted */
 
+/* POSIX nftw only (no GNU FTW_ACTIONRETVAL, which musl lacks): pg_wal is walked but not counted. */
 static int add_size(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void) ftw;
-    if (flag == FTW_D && !strcmp(path + strlen(path) - strlen("/pg_wal"), "/pg_wal") && ftw->level == 1)
-        return FTW_SKIP_SUBTREE;
     if (flag == FTW_NS || flag == FTW_DNR)
         walk_failed = true;
-    if (flag == FTW_F && S_ISREG(st->st_mode))
+    if (flag == FTW_F && S_ISREG(st->st_mode) && strncmp(path, walk_wal, strlen(walk_wal)) != 0)
         walk_bytes += (int64_t) st->st_size;
-    return FTW_CONTINUE;
+    return 0;
 }
 
 int64_t cluster_data_bytes(const char *datadir)
 {
     walk_bytes = 0;
     walk_failed = false;
-    if (nftw(datadir, add_size, 32, FTW_PHYS | FTW_ACTIONRETVAL) != 0 || walk_failed) {
+    size_t n = strlen(datadir);
+    while (n > 1 && datadir[n - 1] == '/')
+        n--;
+    snprintf(walk_wal, sizeof walk_wal, "%.*s/pg_wal/", (int) n, datadir);
+    if (nftw(datadir, add_size, 32, FTW_PHYS) != 0 || walk_failed) {
         log_error("could not measure %s: %s", datadir, walk_failed ? "unreadable entries" : strerror(errno));
         return -1;
     }

@@ -1,4 +1,5 @@
 /* main.c — pgmemctl's entry point: global options, the command table, exit codes. */
+#include "buildinfo.h"
 #include "cmd.h"
 #include "config.h"
 #include "log.h"
@@ -45,7 +46,7 @@ static void usage(FILE *out)
             "  -q, --quiet              no progress or informational output on stderr (errors only)\n"
             "  -v, --verbose            debug output on stderr\n"
             "      --help               this help; `pgmemctl help <command>` for a command\n"
-            "      --version            tool and libpq versions\n"
+            "      --version            tool version, build kind and the linked libraries' versions\n"
             "\ncommands:\n");
     for (int i = 0; i < NCOMMANDS; i++)
         fprintf(out, "  %-22s %s\n", commands[i].name, commands[i].summary);
@@ -98,8 +99,9 @@ int main(int argc, char **argv)
             usage(stdout);
             return EXIT_OK;
         } else if (!strcmp(arg, "--version")) {
-            int lv = pg_lib_version();
-            printf("pgmemctl %s (libpq %d.%d)\n", PGMEMCTL_VERSION, lv / 10000, lv % 10000);
+            char line[512];
+            buildinfo_line(line, sizeof line);
+            printf("%s\n", line);
             return EXIT_OK;
         } else {
             fprintf(stderr, "error: unknown global option \"%s\"\n", arg);

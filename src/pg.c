@@ -7,10 +7,12 @@
 #include <libpq-fe.h>
 
 #include <ctype.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 struct pg_conn {
     PGconn *conn;
@@ -294,6 +296,28 @@ static void sleep_seconds(double s)
     nanosleep(&ts, NULL);
 }
 
+/* libpq takes the user name, when none is given, from the operating system's user database
+ * (getpwuid). In an empty root (a static binary in a scratch container) there is none, and libpq
+ * says only "local user with ID N does not exist": say what to do. True when a user name is given
+ * (conninfo user=, PGUSER, or a service that may name one) or the lookup works. */
+static bool user_name_known(const char *conninfo)
+{
+    const char *env = getenv("PGUSER");
+    if ((env && *env) || ((env = getenv("PGSERVICE")) && *env))
+        return true;
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo && *conninfo ? conninfo : "", &err);
+    PQfreemem(err);
+    if (!opts)
+        return true; /* libpq reports the syntax error itself */
+    bool given = false;
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+        if ((!strcmp(o->keyword, "user") || !strcmp(o->keyword, "service")) && o->val && *o->val)
+            given = true;
+    PQconninfoFree(opts);
+    return given || getpwuid(geteuid()) != NULL;
+}
+
 pg_conn *pg_connect(const char *conninfo, const char *app_name, double wait_seconds)
 {
     return pg_connect_db(conninfo, NULL, app_name, wait_seconds);
@@ -328,6 +352,13 @@ pg_conn *pg_connect_db(const char *conninfo, const char *dbname, const char *app
     }
     if (!display)
         return NULL;
+    if (!user_name_known(conninfo)) {
+        log_error("could not connect to %s: no user name: the conninfo has no user=, PGUSER is not set, and "
+                  "user ID %u has no entry in the system's user database (/etc/passwd); give user=NAME or set PGUSER",
+                  display, (unsigned) geteuid());
+        free(display);
+        return NULL;
+    }
     if (wait_seconds > 0) {
         double deadline = now_seconds() + wait_seconds;
         PGPing ping;

@@ -24,7 +24,9 @@ void pg_register_secrets(const char *conninfo);
 /* Connects. conninfo may be NULL/"" (libpq's PG* environment, service file and .pgpass apply).
  * wait_seconds > 0: first waits, polling PQping every 250 ms, until the server accepts
  * connections or the time runs out. application_name is set to app_name unless the conninfo
- * sets it. On failure returns NULL and logs the (password-free) reason. Caller closes. */
+ * sets it. On failure returns NULL and logs the (password-free) reason. Caller closes.
+ * When no user name is given anywhere (user=, PGUSER, a service) and the OS user database has no
+ * entry for the effective user ID (an empty root), it fails before connecting, saying so. */
 pg_conn *pg_connect(const char *conninfo, const char *app_name, double wait_seconds);
 
 /* pg_connect to the database dbname (a plain name; NULL: the conninfo's own) of the server

@@ -941,9 +941,13 @@ Test(cli, version)
     version[strcspn(version, "\n")] = '\0';
     tu_run_result r = PGM0("--version");
     tu_expect_status(&r, 0, "--version");
-    char *want = tu_printf("pgmemctl %s (libpq ", version);
+    char *want = tu_printf("pgmemctl %s (dynamic; libpq ", version);
     cr_expect(strncmp(r.out, want, strlen(want)) == 0, "got: %s", r.out);
     free(want);
+    /* every library linked in is named with its version */
+    static const char *const libs[] = {", OpenSSL 3.", ", SQLite 3.", ", curl ", ", libyaml 0.", ", cJSON 1."};
+    for (size_t i = 0; i < sizeof libs / sizeof libs[0]; i++)
+        cr_expect(tu_contains(r.out, libs[i]), "no \"%s\" in: %s", libs[i], r.out);
     tu_run_free(&r);
     free(version);
     free(path);
