@@ -547,10 +547,9 @@ static char **child_env(const char *const *env_kv)
     return env;
 }
 
-tu_proc *tu_spawn(const char *const *argv, const char *const *env_kv)
+static tu_proc *spawn_prog(const char *bin, const char *const *argv, const char *const *env_kv)
 {
     cr_assert(argv && argv[0], "tu_spawn: argv must hold at least the program name");
-    const char *bin = tu_bin();
     tu_proc *p = calloc(1, sizeof *p);
     cr_assert(p, "out of memory");
     p->outfd = anon_tmpfile();
@@ -623,6 +622,13 @@ void tu_expect_status(const tu_run_result *r, int want, const char *what)
 {
     cr_assert_eq(r->status, want, "%s: exit status %d, expected %d\n--- stdout ---\n%s\n--- stderr ---\n%s", what,
                  r->status, want, r->out, r->err);
+}
+
+tu_proc *tu_spawn(const char *const *argv, const char *const *env_kv) { return spawn_prog(tu_bin(), argv, env_kv); }
+
+tu_run_result tu_run_prog(const char *prog, const char *const *argv, const char *const *env_kv)
+{
+    return tu_wait(spawn_prog(prog, argv, env_kv));
 }
 
 tu_run_result tu_run_env(const char *const *argv, const char *const *env_kv)

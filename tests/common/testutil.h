@@ -85,6 +85,10 @@ tu_run_result tu_run(const char *const *argv);
  * NAME. env_kv may be NULL. */
 tu_run_result tu_run_env(const char *const *argv, const char *const *env_kv);
 
+/* Like tu_run_env, but executes prog (a path) with argv instead of pgmemctl: e.g. /usr/bin/env
+ * -i /usr/sbin/chroot ROOT /pgmemctl … for the static binary in an empty root. */
+tu_run_result tu_run_prog(const char *prog, const char *const *argv, const char *const *env_kv);
+
 /* Asserts a run's exit status (what: the step, for the message), showing both streams when it
  * differs. */
 void tu_expect_status(const tu_run_result *r, int want, const char *what);
