@@ -390,6 +390,10 @@ pg_conn *pg_connect_db(const char *conninfo, const char *dbname, const char *app
             size_t n = strlen(msg);
             while (n > 0 && msg[n - 1] == '\n')
                 msg[--n] = '\0';
+            /* one line: libpq puts each address tried and its hints on lines of their own */
+            for (char *c = msg; *c; c++)
+                if (*c == '\n')
+                    *c = ' ';
         }
         log_error("could not connect to %s: %s", display, msg ? msg : "?");
         free(msg);

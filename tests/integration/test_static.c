@@ -94,6 +94,12 @@ static root root_make(void)
     vf_store *s = vf_create(p, VF_V4, 768);
     for (int i = 0; i < N_MEMORIES; i++)
         vf_add_good_node(s, i, i % 2 == 0);
+    for (int i = 0; i + 1 < N_MEMORIES; i += 3) {
+        char a[37], b[37];
+        vf_uuid(i, a);
+        vf_uuid(i + 1, b);
+        vf_add_edge(s, a, b, "related", 0.5);
+    }
     vf_close(s);
     free(p);
     r.db = tu_fresh_db_at(need_env("PGMEMCTL_TEST_TLS_URL"));
@@ -182,7 +188,30 @@ Test(static_bin, migrate_copy_verify_reembed_over_verify_full)
     tu_run_free(&res);
     cr_expect_eq(tu_query_int(r.db, "SELECT count(*) FROM memories"), N_MEMORIES);
     cr_expect_eq(tu_query_int(r.db, "SELECT count(*) FROM memories WHERE embedding IS NOT NULL"), N_MEMORIES);
-    cr_expect_eq(tu_query_int(r.db, "SELECT count(*) FROM scheduling"), N_MEMORIES / 2);
+    cr_expect_eq(tu_query_int(r.db, "SELECT count(*) FROM edges"), (N_MEMORIES + 1) / 3);
+    /* the same rows as the dynamic build's copy of the same store */
+    char *dyn = tu_fresh_db();
+    tu_run_result d = tu_run((const char *const[]){"pgmemctl", "-d", dyn, "migrate", "up", NULL});
+    tu_expect_status(&d, 0, "migrate up (dynamic build)");
+    tu_run_free(&d);
+    char *store = tu_printf("%s/store.db", r.dir);
+    d = tu_run((const char *const[]){"pgmemctl", "-d", dyn, "copy", "--from", store, NULL});
+    tu_expect_status(&d, 0, "copy (dynamic build)");
+    tu_run_free(&d);
+    free(store);
+    static const char *const digests[] = {
+        "SELECT md5(string_agg(id::text || content || embedding::text, ',' ORDER BY id)) FROM memories",
+        "SELECT md5(string_agg(s::text, ',' ORDER BY s::text)) FROM scheduling s",
+        "SELECT count(*)::text FROM scheduling",
+        "SELECT md5(coalesce(string_agg(e::text, ',' ORDER BY e::text), '')) FROM edges e"};
+    for (size_t i = 0; i < sizeof digests / sizeof digests[0]; i++) {
+        char *a = tu_query_value(r.db, digests[i]), *b = tu_query_value(dyn, digests[i]);
+        cr_expect(a && b && !strcmp(a, b), "static and dynamic copies differ: %s\n%s vs %s", digests[i], a, b);
+        free(a);
+        free(b);
+    }
+    tu_drop_db(dyn);
+    free(dyn);
 
     res = IN_ROOT(&r, "-d", ci, "verify");
     tu_expect_status(&res, 0, "verify in the empty root");
