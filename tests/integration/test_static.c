@@ -1,11 +1,13 @@
 /* test_static.c — the static binary (dist/pgmemctl, `make static`) in an empty root: a directory
  * holding only the binary, /etc/hosts, a CA file and a store (no libc, no /etc/passwd, no
  * /etc/nsswitch.conf), entered with chroot and an empty environment. Every command talks to the
- * TLS sandbox with host=localhost sslmode=verify-full sslrootcert=/ca.crt.
+ * TLS sandbox with host=localhost sslmode=verify-full sslrootcert=/ca.crt; the HTTP embedder talks
+ * to the loopback embedding server over HTTPS, trusting its CA through SSL_CERT_FILE.
  *
  * Environment (scripts/run-tests): PGMEMCTL_STATIC_BIN, the static binary; PGMEMCTL_TEST_TLS_URL and
  * PGMEMCTL_TEST_TLS_CA, the TLS sandbox and its CA. Needs root (chroot), as `make check` runs. */
 #include "common/embed_server_proc.h"
+#include "common/reembed_fixture.h"
 #include "common/testutil.h"
 #include "common/vestige_fixture.h"
 
@@ -281,5 +283,55 @@ Test(static_bin, bad_ca_host_user_and_gssapi_fail_cleanly)
     tu_run_free(&res);
     free(ci);
     cr_expect_eq(tu_query_int(r.db, "SELECT count(*) FROM pg_class WHERE relname = 'pgmemctl_schema_migrations'"), 0);
+    root_free(&r);
+}
+
+Test(static_bin, https_embedder_in_empty_root)
+{
+    root r = root_make();
+    char *ci = root_conninfo(&r, NULL);
+    tu_run_result res = IN_ROOT(&r, "-d", ci, "migrate", "up");
+    tu_expect_status(&res, 0, "migrate up in the empty root");
+    tu_run_free(&res);
+    res = IN_ROOT(&r, "-d", ci, "copy", "--from", "/store.db");
+    tu_expect_status(&res, 0, "copy in the empty root");
+    tu_run_free(&res);
+
+    /* an HTTPS embedding server with a certificate for localhost from its own test CA */
+    char *ca_dir = tu_make_test_ca();
+    char *cert = tu_printf("%s/server.crt", ca_dir), *key = tu_printf("%s/server.key", ca_dir);
+    tu_embed_server *srv = tu_embed_server_start((const char *[]){"--dim", "384", "--tls-cert", cert, "--tls-key", key, NULL});
+    char *from = tu_printf("%s/ca.crt", ca_dir), *to = tu_printf("%s/embed-ca.crt", r.dir);
+    copy_file(from, to, 0644);
+    char *base = tu_embed_server_url(srv, "/v1");
+    cr_assert(strncmp(base, "https://localhost:", 18) == 0, "%s", base);
+    const char *args[] = {"-d", ci, "reembed", "--model", "openai:m", "--dimensions", "384", "--api-base", base,
+                          "--yes", NULL};
+
+    /* without the CA: refused by certificate verification, nothing written */
+    res = in_root(&r, (const char *const[]){"OPENAI_API_KEY=sk-static-test", NULL}, args);
+    cr_expect_neq(res.status, 0, "reembed over https without a CA succeeded:\n%s", res.err);
+    cr_expect(tu_contains(res.err, "certificate"), "no certificate error in:\n%s", res.err);
+    tu_run_free(&res);
+    cr_expect_eq(tu_query_int(r.db, "SELECT count(*) FROM memories WHERE vector_dims(embedding) = 384"), 0);
+
+    /* SSL_CERT_FILE names the CA: the vectors arrive over TLS */
+    res = in_root(&r, (const char *const[]){"OPENAI_API_KEY=sk-static-test", "SSL_CERT_FILE=/embed-ca.crt", NULL},
+                  args);
+    tu_expect_status(&res, 0, "reembed over https in the empty root with SSL_CERT_FILE");
+    tu_run_free(&res);
+    cr_expect_eq(tu_query_int(r.db, "SELECT count(*) FROM memories WHERE vector_dims(embedding) = 384"), N_MEMORIES);
+    cr_expect_eq(rf_check_vectors(r.db, 384, "true"), N_MEMORIES, "the vectors that came over TLS are builtin:hash-384's");
+    cr_expect_gt(tu_embed_server_stat(srv, "inputs"), N_MEMORIES - 1);
+
+    tu_embed_server_stop(srv);
+    tu_rmtree(ca_dir);
+    free(ca_dir);
+    free(cert);
+    free(key);
+    free(from);
+    free(to);
+    free(base);
+    free(ci);
     root_free(&r);
 }
