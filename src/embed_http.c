@@ -414,8 +414,9 @@ bool embed_http_ca_choose(const char *env_file, const char *env_dir, const char 
         ca.file = http_set(env_file) ? env_file : NULL;
         ca.dir = http_set(env_dir) ? env_dir : NULL;
         ca.source = EMBED_HTTP_CA_ENV;
-    } else if ((http_set(default_file) && http_file_problem(default_file) == 0) ||
-               (http_set(default_dir) && http_dir_problem(default_dir) == 0)) {
+    } else if (http_set(default_file) ? http_file_problem(default_file) == 0
+                                      : http_set(default_dir) && http_dir_problem(default_dir) == 0) {
+        /* the file decides when there is one: Fedora has /etc/ssl/certs, but no hashed links in it */
         ca.source = EMBED_HTTP_CA_DEFAULT;
     } else {
         ca.source = EMBED_HTTP_CA_NONE;

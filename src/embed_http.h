@@ -95,11 +95,13 @@ typedef struct {
  *     default): source EMBED_HTTP_CA_ENV. A set file must open for reading and not be a
  *     directory, a set directory must be a directory that can be listed: otherwise false with
  *     err "SSL_CERT_FILE=PATH: REASON" (REASON from strerror, e.g. "No such file or directory").
- *   - neither set: when default_file (libcurl's compiled-in CAINFO, NULL if none) is a readable
- *     file or default_dir (its CAPATH, NULL if none) a directory, nothing is changed
- *     (EMBED_HTTP_CA_DEFAULT); else the first readable file of bundles (a NULL-terminated list;
- *     NULL means embed_http_ca_bundles) becomes the CA file (EMBED_HTTP_CA_FALLBACK); else
- *     nothing is changed (EMBED_HTTP_CA_NONE: verification will fail, and the message says why).
+ *   - neither set: when default_file (libcurl's compiled-in CAINFO, NULL or "" if none) is a
+ *     readable file, or there is none and default_dir (its CAPATH, likewise) is a directory,
+ *     nothing is changed (EMBED_HTTP_CA_DEFAULT). A default file that is missing decides even when
+ *     the directory exists (Fedora has /etc/ssl/certs, without the hashed links CAPATH needs).
+ *     Else the first readable file of bundles (a NULL-terminated list; NULL means
+ *     embed_http_ca_bundles) becomes the CA file (EMBED_HTTP_CA_FALLBACK); else nothing is
+ *     changed (EMBED_HTTP_CA_NONE: verification will fail, and the message says why).
  * The contents are not checked (libcurl reports a file that holds no certificates). Only reads
  * the file system (open, stat, opendir). On success *out is set; its pointers point into the
  * arguments (or embed_http_ca_bundles) and live as long as they do; nothing is allocated. */

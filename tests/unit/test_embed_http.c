@@ -640,9 +640,16 @@ Test(embed_http, ca_default_kept_when_it_exists)
     cr_assert_eq(ca.source, EMBED_HTTP_CA_DEFAULT);
     cr_assert_null(ca.file);
     cr_assert_null(ca.dir);
-    cr_assert(embed_http_ca_choose(NULL, NULL, f.missing, f.certs, bundles, &ca, err, sizeof err), "%s", err);
-    cr_assert_eq(ca.source, EMBED_HTTP_CA_DEFAULT, "the default directory alone is enough");
+    cr_assert(embed_http_ca_choose(NULL, NULL, NULL, f.certs, bundles, &ca, err, sizeof err), "%s", err);
+    cr_assert_eq(ca.source, EMBED_HTTP_CA_DEFAULT, "without a default file, the default directory is enough");
     cr_assert_null(ca.file);
+    cr_assert(embed_http_ca_choose(NULL, NULL, "", f.certs, bundles, &ca, err, sizeof err), "%s", err);
+    cr_assert_eq(ca.source, EMBED_HTTP_CA_DEFAULT);
+    /* a missing default file is not made up for by the directory (Fedora's /etc/ssl/certs has
+     * no hashed links) */
+    cr_assert(embed_http_ca_choose(NULL, NULL, f.missing, f.certs, bundles, &ca, err, sizeof err), "%s", err);
+    cr_assert_eq(ca.source, EMBED_HTTP_CA_FALLBACK);
+    cr_assert_str_eq(ca.file, f.file);
     ca_fixture_free(&f);
 }
 
