@@ -282,8 +282,9 @@ static bool copy_edges(copy_shared *sh, copy_worker *ws, int nw, sqlite_src *src
 /* ---- connections ---------------------------------------------------------------------------- */
 
 /* Refuses (before anything is written) more streams than the server has free connections for:
- * max_connections less the reserved slots and the backends already connected, and the role's
- * and the database's connection limits. */
+ * max_connections less the reserved slots and the backends already connected, and (for roles
+ * that are not superusers, as PostgreSQL's own check in InitPostgres) the role's and the
+ * database's connection limits. extra: connections needed beyond the caller's. */
 static bool check_free_connections(copy_shared *sh, pg_conn *c, int extra)
 {
     pg_result *r = pg_exec(
@@ -298,18 +299,20 @@ static bool check_free_connections(copy_shared *sh, pg_conn *c, int extra)
         " (SELECT datconnlimit FROM pg_database WHERE datname = current_database()),"
         " (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
         "  AND backend_type = 'client backend'),"
-        " current_setting('max_connections')::int",
+        " current_setting('max_connections')::int,"
+        " (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)::int",
         0, NULL);
     if (!r) {
         copy_pg_fail(sh, c, "checking the server's free connections");
         return false;
     }
-    int64_t v[6];
-    for (int i = 0; i < 6; i++)
+    int64_t v[7];
+    for (int i = 0; i < 7; i++)
         v[i] = strtoll(pg_value(r, 0, i), NULL, 10);
     pg_clear(r);
-    int64_t free_server = v[0], free_role = v[1] < 0 ? INT64_MAX : v[1] - v[2],
-            free_db = v[3] < 0 ? INT64_MAX : v[3] - v[4];
+    bool super = v[6] != 0; /* superusers are not held to the role's or the database's limit */
+    int64_t free_server = v[0], free_role = v[1] < 0 || super ? INT64_MAX : v[1] - v[2],
+            free_db = v[3] < 0 || super ? INT64_MAX : v[3] - v[4];
     const char *what = NULL;
     int64_t have = free_server;
     if (free_role < have) {
