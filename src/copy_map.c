@@ -427,6 +427,32 @@ static void map_embedding(const node_query *q, sqlite3_stmt *st, const map_ctx *
     v->emb_dim = dim;
 }
 
+void copy_map_node_key(sqlite3_stmt *st, int col, int64_t rowid, char *key, size_t size)
+{
+    const char *s;
+    size_t len;
+    if (!col_text(st, col, &s, &len))
+        snprintf(key, size, "rowid %lld", (long long) rowid);
+    else
+        snprintf(key, size, "%.*s", (int) (len > 64 ? 64 : len), s);
+}
+
+void copy_map_edge_key(sqlite3_stmt *st, int i_src, int i_tgt, int i_type, char *key, size_t size)
+{
+    const char *v[3];
+    size_t len[3];
+    int cols[3] = {i_src, i_tgt, i_type};
+    for (int k = 0; k < 3; k++) {
+        if (!col_text(st, cols[k], &v[k], &len[k])) {
+            v[k] = "";
+            len[k] = 0;
+        }
+        if (len[k] > 40)
+            len[k] = 40;
+    }
+    snprintf(key, size, "%.*s -> %.*s (%.*s)", (int) len[0], v[0], (int) len[1], v[1], (int) len[2], v[2]);
+}
+
 bool copy_map_node(const node_query *q, sqlite3_stmt *st, const map_ctx *ctx, node_values *v, map_outcome *o)
 {
     memset(o, 0, sizeof *o);
@@ -436,12 +462,11 @@ bool copy_map_node(const node_query *q, sqlite3_stmt *st, const map_ctx *ctx, no
     const char *s;
     size_t len;
     /* id */
+    copy_map_node_key(st, q->i_id + 1, v->rowid, v->key, sizeof v->key);
     if (!col_text(st, q->i_id + 1, &s, &len)) {
-        snprintf(v->key, sizeof v->key, "rowid %lld", (long long) v->rowid);
         add_rej(o, "id", "row_skipped", "missing");
         o->row_ok = false;
     } else {
-        snprintf(v->key, sizeof v->key, "%.*s", (int) (len > 64 ? 64 : len), s);
         if (!parse_uuid(s, len, v->id)) {
             add_rej(o, "id", "row_skipped", "not a UUID");
             o->row_ok = false;
@@ -607,9 +632,7 @@ bool copy_map_edge(const edge_query *q, sqlite3_stmt *st, const map_ctx *ctx, ed
     v->type = "";
     v->type_len = 0;
     bool hty = col_text(st, q->i_type + 1, &v->type, &v->type_len);
-    snprintf(v->key, sizeof v->key, "%.*s -> %.*s (%.*s)", (int) (hs ? (slen > 40 ? 40 : slen) : 0), hs ? s : "",
-             (int) (ht ? (tlen > 40 ? 40 : tlen) : 0), ht ? t : "", (int) (v->type_len > 40 ? 40 : v->type_len),
-             v->type);
+    copy_map_edge_key(st, q->i_src + 1, q->i_tgt + 1, q->i_type + 1, v->key, sizeof v->key);
     if (!hs || !parse_uuid(s, slen, v->src)) {
         add_rej(o, "source_id", "edge_skipped", hs ? "not a UUID" : "missing");
         o->row_ok = false;
