@@ -69,6 +69,10 @@ static cJSON *render(const pg_conn *c, const copy_request *req, copy_result *res
     cJSON *src = cJSON_AddObjectToObject(doc, "source");
     cJSON_AddStringToObject(src, "path", res->source_path[0] ? res->source_path : req->from);
     cJSON_AddStringToObject(src, "store_id", res->source_id);
+    cJSON *id = cJSON_AddObjectToObject(src, "identity");
+    report_add_str(id, "check", res->identity_check);
+    cJSON_AddItemToObject(id, "tables", res->identity ? res->identity : cJSON_CreateArray());
+    res->identity = NULL;
     cJSON_AddItemToObject(src, "tables_ignored", res->tables_ignored);
     cJSON_AddItemToObject(src, "tables_missing", res->tables_missing);
     res->tables_ignored = res->tables_missing = NULL;
@@ -132,6 +136,7 @@ static cJSON *render(const pg_conn *c, const copy_request *req, copy_result *res
 
     cJSON *sec = cJSON_AddObjectToObject(doc, "seconds");
     report_add_seconds(sec, "total", res->seconds_total);
+    report_add_seconds(sec, "identity", res->seconds_identity);
     report_add_seconds(sec, "data", res->seconds_data);
     report_add_seconds(sec, "index", res->seconds_index);
     report_add_seconds(sec, "analyze", res->seconds_analyze);

@@ -455,23 +455,36 @@ static bool inspect_source(copy_shared *sh, sqlite_src *src)
     return true;
 }
 
-/* Registry and typmod: refuse a mismatch before writing; stamp the first model. */
-static bool check_registry(copy_shared *sh, pg_conn *c)
+/* The memory-store schema, with pgmemctl_copy_progress's identity columns (migration 0005). */
+static bool check_schema(copy_shared *sh, pg_conn *c)
 {
-    copy_result *res = sh->res;
     bool found;
     char *ok = pg_query_text(c,
-                             "SELECT (to_regclass('memories') IS NOT NULL AND to_regclass('embedding_model') IS NOT NULL"
-                             " AND to_regclass('pgmemctl_copy_progress') IS NOT NULL"
-                             " AND to_regclass('pgmemctl_copy_rejects') IS NOT NULL)::text",
+                             "SELECT CASE WHEN to_regclass('memories') IS NULL OR to_regclass('embedding_model') IS NULL"
+                             " OR to_regclass('pgmemctl_copy_progress') IS NULL"
+                             " OR to_regclass('pgmemctl_copy_rejects') IS NULL THEN 'none'"
+                             " WHEN NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('pgmemctl_copy_progress')"
+                             "  AND attname = 'fingerprint' AND NOT attisdropped) THEN 'old' ELSE 'ok' END",
                              0, NULL, &found);
-    bool schema = found && !strcmp(ok, "true");
+    bool schema = found && !strcmp(ok, "ok"), old = found && !strcmp(ok, "old");
     free(ok);
-    if (!schema) {
+    if (old)
+        copy_fail(sh, COPY_REFUSED,
+                  "the target %s holds an older memory-store schema (pgmemctl_copy_progress has no fingerprint column,"
+                  " migration 0005): run `pgmemctl migrate up` first",
+                  pg_display(c));
+    else if (!schema)
         copy_fail(sh, COPY_REFUSED, "the target %s does not hold the memory-store schema: run `pgmemctl migrate up` first",
-             pg_display(c));
-        return false;
-    }
+                  pg_display(c));
+    return schema;
+}
+
+/* Registry and typmod: refuse a mismatch before writing. *stamp: the model is to be registered
+ * (stamp_registry), with typmod the column's current one. */
+static bool check_registry(copy_shared *sh, pg_conn *c, bool *stamp, int *typmod_out)
+{
+    copy_result *res = sh->res;
+    *stamp = false;
     pg_result *r = pg_exec(c,
                            "SELECT (SELECT name FROM embedding_model WHERE active),"
                            " (SELECT dimension FROM embedding_model WHERE active),"
@@ -506,24 +519,33 @@ static bool check_registry(copy_shared *sh, pg_conn *c)
              res->dimension);
         return false;
     } else if (!has_reg && !sh->req->dry_run) {
-        char dim[16];
-        snprintf(dim, sizeof dim, "%d", res->dimension);
-        char alter[96];
-        snprintf(alter, sizeof alter, "ALTER TABLE memories ALTER COLUMN embedding TYPE vector(%d)", res->dimension);
-        if (!pg_begin(c) ||
-            !pg_run(c, "INSERT INTO embedding_model (name, dimension, hash, active) VALUES ($1, $2, NULL, true)", 2,
-                    (const char *[]){res->model, dim}) ||
-            (typmod <= 0 && !pg_run(c, alter, 0, NULL)) || !pg_commit(c)) {
-            copy_pg_fail(sh, c, "registering the embedding model");
-            pg_rollback(c);
-            return false;
-        }
-        res->registry_stamped = true;
-        log_info("registered embedding model \"%s\" (%d dimensions)%s", res->model, res->dimension,
-                 typmod <= 0 ? " and stamped memories.embedding" : "");
+        *stamp = true;
+        *typmod_out = typmod;
     }
     sh->ctx.model = res->model[0] ? res->model : NULL;
     sh->ctx.dim = res->dimension;
+    return true;
+}
+
+/* Registers the store's model and stamps the column's dimension (after every check passed). */
+static bool stamp_registry(copy_shared *sh, pg_conn *c, int typmod)
+{
+    copy_result *res = sh->res;
+    char dim[16];
+    snprintf(dim, sizeof dim, "%d", res->dimension);
+    char alter[96];
+    snprintf(alter, sizeof alter, "ALTER TABLE memories ALTER COLUMN embedding TYPE vector(%d)", res->dimension);
+    if (!pg_begin(c) ||
+        !pg_run(c, "INSERT INTO embedding_model (name, dimension, hash, active) VALUES ($1, $2, NULL, true)", 2,
+                (const char *[]){res->model, dim}) ||
+        (typmod <= 0 && !pg_run(c, alter, 0, NULL)) || !pg_commit(c)) {
+        copy_pg_fail(sh, c, "registering the embedding model");
+        pg_rollback(c);
+        return false;
+    }
+    res->registry_stamped = true;
+    log_info("registered embedding model \"%s\" (%d dimensions)%s", res->model, res->dimension,
+             typmod <= 0 ? " and stamped memories.embedding" : "");
     return true;
 }
 
@@ -705,6 +727,7 @@ void copy_run(pg_conn *c, const copy_request *req, copy_result *res)
     res->write_path = req->dry_run ? "none" : "direct";
     res->jobs = req->jobs;
     res->tables_ignored = cJSON_CreateArray();
+    res->identity = cJSON_CreateArray();
     res->tables_missing = cJSON_CreateArray();
     res->rejects = cJSON_CreateArray();
     res->indexes = cJSON_CreateArray();
@@ -747,7 +770,17 @@ void copy_run(pg_conn *c, const copy_request *req, copy_result *res)
         }
         locked = true;
     }
-    if (!check_registry(&sh, c))
+    bool stamp = false;
+    int typmod = -1;
+    if (!check_schema(&sh, c) || !check_registry(&sh, c, &stamp, &typmod))
+        goto out;
+    double ti = progress_now();
+    bool same_store = copy_identity_check(&sh, c, &src);
+    res->seconds_identity = progress_now() - ti;
+    if (!same_store)
+        goto out;
+    /* every check passed: from here on the run writes */
+    if ((stamp && !stamp_registry(&sh, c, typmod)) || !copy_identity_record(&sh, c))
         goto out;
     int64_t target_memories = 0;
     if (!plan_writes(&sh, c, &target_memories))
@@ -815,6 +848,7 @@ out:
     free(ws);
     res->seconds_total = progress_now() - t0;
     free(sh.rej_nodes);
+    free(sh.fix);
     node_query_free(&sh.nq);
     sqlite_src_close(&src);
     pthread_mutex_destroy(&sh.mu);
@@ -824,6 +858,7 @@ out:
 void copy_result_free(copy_result *res)
 {
     cJSON_Delete(res->tables_ignored);
+    cJSON_Delete(res->identity);
     cJSON_Delete(res->tables_missing);
     cJSON_Delete(res->rejects);
     cJSON_Delete(res->indexes);

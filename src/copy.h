@@ -50,7 +50,10 @@ typedef struct {
     int jobs;                      /* streams used */
     char message[1024];            /* why it failed or was refused */
     char source_path[1024];
-    char source_id[65];
+    char source_id[65];            /* the store id: the key of its checkpoints (sqlite_src_identity) */
+    const char *identity_check;    /* how the checkpoints were matched to the store: "new", "matched",
+                                      "verified_in_target", "mismatch" or "not_checked" (static) */
+    cJSON *identity;               /* per source table with checkpoints: what was compared (owned) */
     char model[256];
     int dimension;                 /* 0: the store has no embeddings */
     bool registry_stamped;         /* this run registered the model and stamped the typmod */
@@ -67,7 +70,7 @@ typedef struct {
     int64_t rejects_total;         /* this run */
     int64_t rejects_previous;      /* recorded by earlier runs of this source */
     cJSON *indexes;                /* dropped/rebuilt indexes with seconds (owned) */
-    double seconds_total, seconds_data, seconds_index, seconds_analyze, seconds_parity;
+    double seconds_total, seconds_identity, seconds_data, seconds_index, seconds_analyze, seconds_parity;
     bool parity_ran, parity_ok;
     copy_parity_count parity[3];   /* memories, scheduling, edges */
     int64_t sample_size, sample_content_mismatch, sample_vector_mismatch, sample_fsrs_mismatch;

@@ -17,6 +17,14 @@
  * run belong to it, so a re-run copies them. */
 #define COPY_RANGE_OPEN INT64_MAX
 
+/* A fingerprint of a set of source rows: the lane-wise sum (mod 2^64) of the first 16 bytes of
+ * each row's SHA-256 (copy_fp_row). A sum, so it does not depend on the order the rows were read
+ * in and a range's fingerprint is the sum of its batches'. Stored as 32 hex digits
+ * (pgmemctl_copy_progress.fingerprint, migration 0005). */
+typedef struct {
+    uint64_t lo, hi;
+} copy_fp;
+
 /* A rowid range of one source table: rows with start < rowid <= end. Rows (start, last] are
  * committed (its checkpoint, pgmemctl_copy_progress.last_rowid). A finished bounded range has
  * last == end; the open range is never finished. */
@@ -25,6 +33,16 @@ typedef struct {
     int64_t start, end, last;
     int64_t read_from;   /* where this run reads: last, or start with --verify-existing */
     bool persisted;      /* its row exists in pgmemctl_copy_progress */
+    /* the source rows (start, last] as recorded with the checkpoint: their count and fingerprint;
+     * known is false when none was recorded (pgmemctl_copy_progress.fingerprint NULL) */
+    bool known;
+    int64_t rows;
+    copy_fp fp;
+    /* the same for the rows (start, read_from] behind this run's reading position, which each
+     * committed batch adds to and records as the new checkpoint's */
+    bool run_known;
+    int64_t run_rows;
+    copy_fp run_fp;
 } copy_range;
 
 /* A rejection waiting for its batch to commit. */
@@ -56,6 +74,9 @@ typedef struct {
                                  the edge phase; unsorted additions (dry run) while nodes copy */
     size_t nrej_nodes, caprej_nodes;
     int64_t nodes_done;       /* edge phase: every node with rowid <= this was copied or rejected */
+    struct copy_identity_fix *fix; /* ranges whose new count and fingerprint copy_identity_record
+                                      writes (copy_identity.c) */
+    int nfix;
 
     pthread_mutex_t mu;
     pthread_cond_t changed;   /* a worker finished (or committed, for the progress line) */
@@ -118,9 +139,53 @@ bool copy_ranges_plan(copy_shared *sh, pg_conn *c, sqlite_src *src, const char *
  * read. 0 for none. */
 int64_t copy_ranges_last(const copy_range *r, int n);
 
-/* The range's checkpoint row: upserts (source_id, table, range_start) adding copied/rejected to
- * its counters; last_rowid only grows. Inside the caller's transaction. */
+/* The range's checkpoint row: upserts (source_id, table, range_start) with last_rowid, adding
+ * copied/rejected to its counters; rows and fp (NULL: not known) are the count and fingerprint of
+ * the source rows (range_start, last_rowid]. Inside the caller's transaction. */
 bool copy_checkpoint(copy_shared *sh, pg_conn *c, const char *table, int64_t range_start, int64_t last_rowid,
-                     int64_t copied, int64_t rejected);
+                     int64_t copied, int64_t rejected, int64_t rows, const copy_fp *fp);
+
+/* ---- store identity (copy_identity.c) ------------------------------------------------------- */
+
+/* acc += x, lane by lane (mod 2^64). */
+void copy_fp_add(copy_fp *acc, const copy_fp *x);
+
+/* fp as 32 lowercase hex digits and a NUL (lo first, each lane big-endian). */
+void copy_fp_hex(const copy_fp *fp, char out[33]);
+
+/* Parses copy_fp_hex's form; false for anything else. */
+bool copy_fp_parse(const char *hex, copy_fp *out);
+
+/* SHA-256 state reused from row to row (OpenSSL EVP). One per thread. */
+typedef struct copy_fp_hasher copy_fp_hasher;
+
+/* NULL when out of memory. Free with copy_fp_hasher_free (NULL is fine). */
+copy_fp_hasher *copy_fp_hasher_new(void);
+void copy_fp_hasher_free(copy_fp_hasher *h);
+
+/* Adds the current row of st to fp: the SHA-256 of its rowid (result column 0, as 8 bytes
+ * little-endian) and, for each of the ncols result columns in cols, the value's SQLite type (1
+ * byte), its length (4 bytes little-endian) and its bytes (sqlite3_column_blob: text as stored,
+ * numbers as SQLite's text form). Call it before anything else reads those columns (a type
+ * conversion would change what sqlite3_column_type says). False when the digest failed. */
+bool copy_fp_row(copy_fp_hasher *h, copy_fp *fp, sqlite3_stmt *st, const int *cols, int ncols);
+
+/* Before anything is written (dry runs too; not with --verify-existing, which re-reads the whole
+ * store): checks that the rows up to every checkpoint recorded under this store id are still the
+ * ones that were copied. For each checkpointed range, one indexed pass of SQLite over the source
+ * rows (range_start, last_rowid] computes their count and fingerprint and compares them with
+ * those recorded. Where they differ, or none were recorded (checkpoints of an earlier version),
+ * each of those rows is looked up in the target (memories by id, edges by source, target and
+ * type, or a rejection recorded for that rowid and key): when every one is there, only rows were
+ * removed from the source and nothing would be skipped, so the run goes on and
+ * copy_identity_record records the new counts; otherwise the run is refused (COPY_REFUSED,
+ * copy_fail) with what differs, per table. Sets res->identity_check and res->identity.
+ * False when refused or failed. */
+bool copy_identity_check(copy_shared *sh, pg_conn *c, sqlite_src *src);
+
+/* Records the counts and fingerprints copy_identity_check computed for the ranges it verified
+ * against the target (one transaction; nothing to do otherwise; not in a dry run). False on
+ * error (copy_fail called). */
+bool copy_identity_record(copy_shared *sh, pg_conn *c);
 
 #endif

@@ -10,21 +10,25 @@
 #include <string.h>
 
 bool copy_checkpoint(copy_shared *sh, pg_conn *c, const char *table, int64_t range_start, int64_t last_rowid,
-                     int64_t copied, int64_t rejected)
+                     int64_t copied, int64_t rejected, int64_t rows, const copy_fp *fp)
 {
-    char s[32], a[32], b[32], d[32];
+    char s[32], a[32], b[32], d[32], n[32], f[33];
     snprintf(s, sizeof s, "%" PRId64, range_start);
     snprintf(a, sizeof a, "%" PRId64, last_rowid);
     snprintf(b, sizeof b, "%" PRId64, copied);
     snprintf(d, sizeof d, "%" PRId64, rejected);
+    snprintf(n, sizeof n, "%" PRId64, rows);
+    if (fp)
+        copy_fp_hex(fp, f);
     return pg_run(c,
                   "INSERT INTO pgmemctl_copy_progress AS p (source_id, source_table, range_start, last_rowid,"
-                  " rows_copied, rows_rejected) VALUES ($1, $2, $3, $4, $5, $6)"
+                  " rows_copied, rows_rejected, source_rows, fingerprint) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
                   " ON CONFLICT (source_id, source_table, range_start) DO UPDATE SET"
-                  " last_rowid = GREATEST(p.last_rowid, EXCLUDED.last_rowid),"
+                  " last_rowid = EXCLUDED.last_rowid, source_rows = EXCLUDED.source_rows,"
+                  " fingerprint = EXCLUDED.fingerprint,"
                   " rows_copied = p.rows_copied + EXCLUDED.rows_copied,"
                   " rows_rejected = p.rows_rejected + EXCLUDED.rows_rejected, updated_at = now()",
-                  6, (const char *[]){sh->res->source_id, table, s, a, b, d});
+                  8, (const char *[]){sh->res->source_id, table, s, a, b, d, fp ? n : NULL, fp ? f : NULL});
 }
 
 int64_t copy_ranges_last(const copy_range *r, int n)
@@ -65,8 +69,9 @@ static int64_t kth_rowid(sqlite_src *src, sqlite3_stmt *at, const copy_range *r,
 static bool load(copy_shared *sh, pg_conn *c, const char *table, copy_range **out, int *n)
 {
     pg_result *r = pg_exec(c,
-                           "SELECT range_start, coalesce(range_end, -1), last_rowid FROM pgmemctl_copy_progress"
-                           " WHERE source_id = $1 AND source_table = $2 ORDER BY range_start",
+                           "SELECT range_start, coalesce(range_end, -1), last_rowid, source_rows, fingerprint"
+                           " FROM pgmemctl_copy_progress WHERE source_id = $1 AND source_table = $2"
+                           " ORDER BY range_start",
                            2, (const char *[]){sh->res->source_id, table});
     if (!r) {
         copy_pg_fail(sh, c, "reading pgmemctl_copy_progress");
@@ -86,10 +91,16 @@ static bool load(copy_shared *sh, pg_conn *c, const char *table, copy_range **ou
         v[i].end = e < 0 ? COPY_RANGE_OPEN : e;
         v[i].last = strtoll(pg_value(r, i, 2), NULL, 10);
         v[i].persisted = true;
+        if (!pg_isnull(r, i, 3) && copy_fp_parse(pg_value(r, i, 4), &v[i].fp)) {
+            v[i].known = true;
+            v[i].rows = strtoll(pg_value(r, i, 3), NULL, 10);
+        } else {
+            v[i].known = v[i].last == v[i].start; /* nothing committed: nothing to know */
+        }
     }
     pg_clear(r);
     if (nt == 0) { /* a store copied for the first time: one open range */
-        v[0] = (copy_range){.table = table, .start = 0, .end = COPY_RANGE_OPEN, .last = 0};
+        v[0] = (copy_range){.table = table, .start = 0, .end = COPY_RANGE_OPEN, .last = 0, .known = true};
         nt = 1;
     }
     *out = v;
@@ -104,17 +115,21 @@ static bool persist(copy_shared *sh, pg_conn *c, const copy_range *v, int n)
     if (!pg_begin(c))
         goto fail;
     for (int i = 0; i < n; i++) {
-        char s[32], e[32], l[32];
+        char s[32], e[32], l[32], nr[32], f[33];
         snprintf(s, sizeof s, "%" PRId64, v[i].start);
         snprintf(e, sizeof e, "%" PRId64, v[i].end);
         snprintf(l, sizeof l, "%" PRId64, v[i].last);
-        const char *p[] = {sh->res->source_id, v[i].table, s, v[i].end == COPY_RANGE_OPEN ? NULL : e, l};
+        snprintf(nr, sizeof nr, "%" PRId64, v[i].rows);
+        copy_fp_hex(&v[i].fp, f);
+        const char *p[] = {sh->res->source_id, v[i].table, s, v[i].end == COPY_RANGE_OPEN ? NULL : e, l,
+                           v[i].known ? nr : NULL, v[i].known ? f : NULL};
         if (!pg_run(c,
                     "INSERT INTO pgmemctl_copy_progress AS p (source_id, source_table, range_start, range_end,"
-                    " last_rowid) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (source_id, source_table, range_start)"
-                    " DO UPDATE SET range_end = EXCLUDED.range_end, last_rowid = EXCLUDED.last_rowid,"
-                    " updated_at = now()",
-                    5, p))
+                    " last_rowid, source_rows, fingerprint) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                    " ON CONFLICT (source_id, source_table, range_start) DO UPDATE SET"
+                    " range_end = EXCLUDED.range_end, last_rowid = EXCLUDED.last_rowid,"
+                    " source_rows = EXCLUDED.source_rows, fingerprint = EXCLUDED.fingerprint, updated_at = now()",
+                    7, p))
             goto fail;
     }
     if (pg_commit(c))
@@ -132,8 +147,12 @@ bool copy_ranges_plan(copy_shared *sh, pg_conn *c, sqlite_src *src, const char *
     int nv;
     if (!load(sh, c, table, &v, &nv))
         return false;
-    for (int i = 0; i < nv; i++)
+    for (int i = 0; i < nv; i++) {
         v[i].read_from = from_start ? v[i].start : v[i].last;
+        v[i].run_known = from_start || v[i].known;
+        v[i].run_rows = from_start ? 0 : v[i].rows;
+        v[i].run_fp = from_start ? (copy_fp){0, 0} : v[i].fp;
+    }
     char sql[160];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM \"%s\" WHERE rowid > ?1 AND rowid <= ?2", table);
     sqlite3_stmt *cnt = sqlite_src_prepare(src, sql);
@@ -167,12 +186,18 @@ bool copy_ranges_plan(copy_shared *sh, pg_conn *c, sqlite_src *src, const char *
         }
         v = nv2;
         copy_range *old = &v[best], *add = &v[nv++];
-        /* old keeps (start, mid], the new one takes (mid, end]; what was committed stays counted */
-        *add = (copy_range){.table = table, .start = mid, .end = old->end, .last = old->last > mid ? old->last : mid,
-                            .read_from = old->read_from > mid ? old->read_from : mid};
+        /* old keeps (start, mid], the new one takes (mid, end]; what was committed stays counted.
+         * mid is after old's reading position, so the new range is read from its start. When mid
+         * cuts old's committed rows (a --verify-existing run, which reads from the start), the
+         * fingerprints of both parts are unknown until this run's batches record them again. */
+        bool cut = old->last > mid;
+        *add = (copy_range){.table = table, .start = mid, .end = old->end, .last = cut ? old->last : mid,
+                            .read_from = mid, .known = !cut, .run_known = true};
         old->end = mid;
-        if (old->last > mid)
+        if (cut) {
             old->last = mid;
+            old->known = false;
+        }
         changed = true;
     }
     sqlite3_finalize(cnt);

@@ -123,6 +123,7 @@ typedef struct {
     int64_t *skipped;       /* BATCH, nodes, dry run: rowids of nodes that were rejected */
     int nskipped, capskipped;
     int64_t after, last;    /* the batch holds the source rows (after, last] */
+    copy_fp fp;             /* BATCH: the fingerprint of those rows (nread of them) */
     bool range_done;        /* no rows of the range come after it */
     int64_t nread, nrej, nmem, nsched, emb, embmiss, fromcard, nsent;
 } copy_msg;
@@ -156,6 +157,9 @@ typedef struct {
     int64_t from;           /* read rows after this rowid */
     copy_queue *q;
     bool failed;            /* the reader failed (copy_fail was called) */
+    copy_fp_hasher *hash;   /* the batches' fingerprints */
+    int keys[3];            /* the result columns the rows are fingerprinted by */
+    int nkeys;
     pthread_t thread;
 } reader;
 
@@ -310,6 +314,10 @@ static int read_node_batch(reader *rd, sqlite_src *src, sqlite3_stmt *st)
         }
         batch->nread++;
         batch->last = rowid;
+        if (!copy_fp_row(rd->hash, &batch->fp, st, rd->keys, rd->nkeys)) {
+            reader_oom(rd, rowid);
+            goto fail_v;
+        }
         node_values_clear(&v);
         if (!copy_map_node(&sh->nq, st, &sh->ctx, &v, &o)) {
             reader_oom(rd, rowid);
@@ -384,6 +392,10 @@ static int read_edge_batch(reader *rd, sqlite_src *src, const edge_query *q, sql
             break;
         }
         edge_values_clear(&v);
+        if (!copy_fp_row(rd->hash, &batch->fp, st, rd->keys, rd->nkeys)) {
+            reader_oom(rd, batch->last);
+            goto fail_v;
+        }
         if (!copy_map_edge(q, st, &sh->ctx, &v, &o)) {
             reader_oom(rd, batch->last);
             goto fail_v;
@@ -461,11 +473,26 @@ static void *reader_main(void *arg)
         rd->failed = true;
         goto out;
     }
+    if (!(rd->hash = copy_fp_hasher_new())) {
+        copy_fail(sh, COPY_FAILED, "out of memory");
+        rd->failed = true;
+        goto out;
+    }
+    if (nodes) { /* the fingerprint's key columns, as copy_identity.c reads them */
+        rd->keys[0] = sh->nq.i_id + 1;
+        rd->nkeys = 1;
+    } else {
+        rd->keys[0] = q.i_src + 1;
+        rd->keys[1] = q.i_tgt + 1;
+        rd->keys[2] = q.i_type + 1;
+        rd->nkeys = 3;
+    }
     int step;
     do
         step = nodes ? read_node_batch(rd, &src, st) : read_edge_batch(rd, &src, &q, st);
     while (step > 0 && !copy_queue_cancelled(rd->q));
 out:
+    copy_fp_hasher_free(rd->hash);
     sqlite3_finalize(st);
     if (!nodes)
         edge_query_free(&q);
@@ -710,16 +737,24 @@ static step_status finish_batch(copy_worker *w, copy_range *r, copy_msg *m)
         if (!dry && w->staging && !stage_merge(w, MERGE_EDGES, &ins, &upd))
             return ST_FAILED;
     }
+    /* the checkpoint becomes (start, ck], with the count and fingerprint of those source rows: a
+     * --verify-existing run, which reads from the start, moves it back to where it is */
+    copy_fp fp = r->run_fp;
+    copy_fp_add(&fp, &m->fp);
+    int64_t rows = r->run_rows + m->nread;
     if (!dry) {
-        bool write_ck = m->nread > 0 || (bounded && m->range_done && r->last < r->end);
+        bool write_ck = m->nread > 0 || ck != r->last;
+        const copy_fp *kfp = r->run_known ? &fp : NULL;
         if (!forget_rejects(w, r->table, m->after, m->last) || !copy_record_rejects(sh, w->c, &m->pend) ||
-            (write_ck && !copy_checkpoint(sh, w->c, r->table, r->start, ck, ins, m->nrej)) ||
-            (write_ck && nodes && !copy_checkpoint(sh, w->c, "scheduling", r->start, ck, ins_sched, 0)) ||
+            (write_ck && !copy_checkpoint(sh, w->c, r->table, r->start, ck, ins, m->nrej, rows, kfp)) ||
+            (write_ck && nodes && !copy_checkpoint(sh, w->c, "scheduling", r->start, ck, ins_sched, 0, 0, NULL)) ||
             !pg_commit(w->c))
             return ST_FAILED;
     }
-    if (ck > r->last)
-        r->last = ck;
+    r->last = ck;
+    r->run_fp = r->fp = fp;
+    r->run_rows = r->rows = rows;
+    r->known = r->run_known;
     pthread_mutex_lock(&sh->mu);
     if (nodes) {
         res->nodes.read += m->nread;

@@ -34,11 +34,13 @@ int sqlite_src_tables(sqlite_src *s, char ***names);
 /* Number of rows of table, or -1 on error (logged). */
 int64_t sqlite_src_count(sqlite_src *s, const char *table);
 
-/* Identity of the store, independent of its path: hex SHA-256 (OpenSSL) of "vestige\n" and the
- * id of its first knowledge_nodes row (lowest rowid) and a newline. Moving or copying the file
- * keeps it, and so does appending memories; deleting the store's first memory changes it (a
- * re-run then treats the store as new and takes the conflict-safe path). An empty store's
- * identity changes with its first memory. out: 65 bytes. */
+/* The store id, independent of its path: hex SHA-256 (OpenSSL) of "vestige\n" and the id of its
+ * first knowledge_nodes row (lowest rowid) and a newline. It is the key of the store's
+ * checkpoints, not proof that a store is the one copied: a backup or a fork shares it, and copy
+ * checks the rows up to each checkpoint before it resumes (copy_identity.c). Moving or copying
+ * the file keeps it, and so does appending memories; deleting the store's first memory changes
+ * it (a re-run then treats the store as new and takes the conflict-safe path). An empty store's
+ * id changes with its first memory. out: 65 bytes. */
 bool sqlite_src_identity(sqlite_src *s, char out[65]);
 
 /* Prepares sql (logged on error, with the path). Caller finalizes with sqlite3_finalize. */
