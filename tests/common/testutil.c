@@ -350,6 +350,15 @@ char *tu_fresh_db(void)
     return tu_fresh_db_at(tu_test_url());
 }
 
+char *tu_migrated_db(void)
+{
+    char *uri = tu_fresh_db();
+    tu_run_result r = tu_run((const char *[]){"pgmemctl", "-d", uri, "migrate", "up", NULL});
+    cr_assert_eq(r.status, 0, "migrate up failed (%d):\n%s", r.status, r.err);
+    tu_run_free(&r);
+    return uri;
+}
+
 char *tu_fresh_db_at(const char *server_uri)
 {
     static unsigned counter;
@@ -697,5 +706,12 @@ const cJSON *tu_json_array(const cJSON *obj, const char *name)
 {
     const cJSON *m = member(obj, name);
     cr_assert(cJSON_IsArray(m), "JSON member \"%s\" is not an array", name);
+    return m;
+}
+
+const cJSON *tu_json_obj(const cJSON *obj, const char *name)
+{
+    const cJSON *m = member(obj, name);
+    cr_assert(cJSON_IsObject(m), "JSON member \"%s\" is not an object", name);
     return m;
 }

@@ -50,6 +50,9 @@ char *tu_fresh_db(void);
  * server_uri's user, host, port and parameters (sslmode, sslrootcert …). */
 char *tu_fresh_db_at(const char *server_uri);
 
+/* tu_fresh_db with the memory-store schema: `pgmemctl migrate up` run on it (asserted). */
+char *tu_migrated_db(void);
+
 /* The database name inside a URI returned by tu_fresh_db (newly allocated). */
 char *tu_db_name(const char *uri);
 
@@ -112,6 +115,8 @@ double tu_json_num(const cJSON *obj, const char *name);
 bool tu_json_bool(const cJSON *obj, const char *name);
 /* obj[name] as an array, asserting it is one; returns the array (owned by obj). */
 const cJSON *tu_json_array(const cJSON *obj, const char *name);
+/* obj[name] as an object, asserting it is one (owned by obj). */
+const cJSON *tu_json_obj(const cJSON *obj, const char *name);
 
 /* ---- SQL (libpq directly, one short connection per call) --------------------------------- */
 

@@ -24,15 +24,6 @@ TestSuite(copy, .fini = tu_leak_check, .timeout = 60);
 
 /* ---- helpers -------------------------------------------------------------------------------- */
 
-static char *migrated_db(void)
-{
-    char *uri = tu_fresh_db();
-    tu_run_result r = tu_run((const char *[]){"pgmemctl", "-d", uri, "migrate", "up", NULL});
-    cr_assert_eq(r.status, 0, "migrate up failed (%d):\n%s", r.status, r.err);
-    tu_run_free(&r);
-    return uri;
-}
-
 /* pgmemctl -d uri copy --from from [extra…] */
 static tu_run_result run_copy(const char *uri, const char *from, const char *const *extra)
 {
@@ -443,7 +434,7 @@ static char *search_word(const char *uri, const char *s)
 Test(copy, parity_real_sample)
 {
     char *sample = vf_sample(2000, 64);
-    char *uri = migrated_db();
+    char *uri = tu_migrated_db();
     cJSON *doc = copy_expect(uri, sample, NULL, 0);
 
     long long nodes = vf_sqlite_int(sample, "SELECT count(*) FROM knowledge_nodes");
@@ -571,7 +562,7 @@ Test(copy, source_never_modified)
     vf_sha256_file(path, before);
     struct stat st0, st1;
     cr_assert(stat(path, &st0) == 0);
-    char *uri = migrated_db();
+    char *uri = tu_migrated_db();
 
     cJSON *doc = copy_expect(uri, path, (const char *[]){"--dry-run", NULL}, 0);
     cJSON_Delete(doc);
@@ -603,7 +594,7 @@ Test(copy, rerun_copies_only_new_rows)
 {
     char *dir = tu_tempdir();
     good_store g = make_good_store(dir, "store.db", 20, 16);
-    char *uri = migrated_db();
+    char *uri = tu_migrated_db();
     cJSON *doc = copy_expect(uri, g.path, NULL, 0);
     cr_assert_eq(jint(doc, "tables.memories.copied"), 20);
     cJSON_Delete(doc);
@@ -642,6 +633,7 @@ Test(copy, rerun_copies_only_new_rows)
     vf_close(s);
 
     doc = copy_expect(uri, g.path, NULL, 0);
+    cr_assert_str_eq(jstr(doc, "source.identity.check"), "matched");
     cr_assert_eq(jint(doc, "tables.memories.read"), 3);
     cr_assert_eq(jint(doc, "tables.memories.copied"), 3);
     cr_assert_eq(jint(doc, "tables.memories.resumed_after_rowid"), 20);
@@ -678,7 +670,7 @@ Test(copy, bad_rows_reported_rest_copied)
 {
     char *dir = tu_tempdir();
     bad_store b = make_bad_store(dir);
-    char *uri = migrated_db();
+    char *uri = tu_migrated_db();
     char *rejects = tu_printf("%s/rejects.jsonl", dir);
     cJSON *doc = copy_expect(uri, b.path, (const char *[]){"--rejects", rejects, NULL}, 3);
 
@@ -818,7 +810,7 @@ Test(copy, integer_timestamp_needs_epoch_unit)
     int64_t rowid = vf_insert_node(s, id, ov, 2);
     vf_close(s);
 
-    char *uri = migrated_db();
+    char *uri = tu_migrated_db();
     cJSON *doc = copy_expect(uri, path, NULL, 3);
     cr_assert_eq(jint(doc, "rejections.count"), 1);
     const cJSON *it = jget(doc, "rejections.items.0");
@@ -829,7 +821,7 @@ Test(copy, integer_timestamp_needs_epoch_unit)
     cr_assert_eq(tu_query_int(uri, "SELECT count(*) FROM memories"), 3);
     cJSON_Delete(doc);
 
-    char *uri2 = migrated_db();
+    char *uri2 = tu_migrated_db();
     doc = copy_expect(uri2, path, (const char *[]){"--epoch-unit", "s", NULL}, 0);
     cr_assert_eq(jint(doc, "rejections.count"), 0);
     cr_assert_eq(jint(doc, "tables.memories.copied"), 4);
@@ -864,7 +856,7 @@ Test(copy, kill9_then_rerun_exact_parity)
 {
     char *sample = vf_sample(KILL_N, 64);
     char *dir = tu_tempdir();
-    char *uri = migrated_db();
+    char *uri = tu_migrated_db();
     char *dbname = tu_db_name(uri);
     long long links = vf_sqlite_int(sample, "SELECT (SELECT count(*) FROM memory_connections)"
                                             " + (SELECT count(*) FROM knowledge_edges)");
@@ -942,6 +934,8 @@ Test(copy, kill9_then_rerun_exact_parity)
     cr_assert_eq(mem, ck, "memories holds %lld rows but the checkpoint says %lld", mem, ck);
     cr_assert_eq(mem % KILL_BATCH, 0, "memories holds %lld rows: not whole batches of %d", mem, KILL_BATCH);
     cr_assert_eq(ck_last, mem, "checkpoint rowid %lld after %lld rows", ck_last, mem);
+    cr_assert_eq(tu_query_int(uri, "SELECT source_rows FROM pgmemctl_copy_progress WHERE source_table = 'knowledge_nodes'"),
+                 mem, "the checkpoint's row count is not the rows committed");
     cr_assert_eq(sched, sched_ck, "scheduling %lld vs checkpoint %lld", sched, sched_ck);
     cr_assert_eq(sched, mem);
     cr_assert_eq(tu_query_int(uri, "SELECT count(*) FROM pg_class WHERE relname = 'idx_memories_embedding_hnsw'"), 0,
@@ -952,6 +946,8 @@ Test(copy, kill9_then_rerun_exact_parity)
     /* the re-run resumes and proves parity */
     cJSON *doc = copy_expect(uri, sample, (const char *[]){"--batch-size", batch, NULL}, 0);
     cr_assert_eq(jint(doc, "tables.memories.resumed_after_rowid"), ck_last);
+    cr_assert_str_eq(jstr(doc, "source.identity.check"), "matched");
+    cr_assert_eq(jint(doc, "source.identity.tables.0.rows_when_copied"), mem);
     cr_assert_eq(jint(doc, "tables.memories.copied"), KILL_N - mem);
     cr_assert_eq(jint(doc, "tables.memories.read"), KILL_N - mem);
     cr_assert_str_eq(jstr(doc, "write_path"), "direct");
@@ -1006,7 +1002,7 @@ Test(copy, registry_conflict_refused)
     char *a = make_small_store(dir, "a.db", 1, 5, 64, NULL);
     char *b = make_small_store(dir, "b.db", 201, 5, 32, NULL);
     char *c = make_small_store(dir, "c.db", 301, 5, 64, "another-model");
-    char *uri = migrated_db();
+    char *uri = tu_migrated_db();
     cJSON *doc = copy_expect(uri, a, NULL, 0);
     cJSON_Delete(doc);
     char *snap = tu_catalog_snapshot(uri);
@@ -1078,7 +1074,7 @@ Test(copy, refuses_bad_sources)
                               NULL, NULL, NULL),
                  SQLITE_OK);
     sqlite3_close(db);
-    char *uri = migrated_db();
+    char *uri = tu_migrated_db();
     char *snap = tu_catalog_snapshot(uri);
 
     const char *sources[] = {missing, text, empty, other};
@@ -1121,7 +1117,7 @@ Test(copy, write_paths)
     good_store g = make_good_store(dir, "store.db", 20, 8);
 
     /* empty target: direct */
-    char *uri = migrated_db();
+    char *uri = tu_migrated_db();
     cJSON *doc = copy_expect(uri, g.path, NULL, 0);
     cr_assert_str_eq(jstr(doc, "write_path"), "direct");
     cJSON_Delete(doc);
@@ -1141,7 +1137,7 @@ Test(copy, write_paths)
     cr_assert(c[0] == 20 && c[1] == 20 && c[2] == g.connections + g.edges, "counts %lld/%lld/%lld", c[0], c[1], c[2]);
 
     /* a target holding a memory written by hand, with an id the store also has: staging */
-    char *uri2 = migrated_db();
+    char *uri2 = tu_migrated_db();
     char id[37];
     vf_uuid(7, id);
     char *content = vf_content(7);
@@ -1179,7 +1175,7 @@ Test(copy, dry_run_writes_nothing)
 {
     char *dir = tu_tempdir();
     bad_store b = make_bad_store(dir);
-    char *uri = migrated_db();
+    char *uri = tu_migrated_db();
     char *snap = tu_catalog_snapshot(uri);
     cJSON *doc = copy_expect(uri, b.path, (const char *[]){"--dry-run", NULL}, 3);
     cr_assert(jbool(doc, "dry_run"));
@@ -1241,7 +1237,7 @@ Test(copy, older_vestige_without_knowledge_edges)
     vf_add_connection(s, a, b, "semantic", 0.5);
     vf_close(s);
 
-    char *uri = migrated_db();
+    char *uri = tu_migrated_db();
     cJSON *doc = copy_expect(uri, path, NULL, 0);
     const cJSON *missing = jget(doc, "source.tables_missing");
     cr_assert_eq(cJSON_GetArraySize(missing), 1);
@@ -1288,7 +1284,7 @@ Test(copy, password_never_printed)
     char *dir = tu_tempdir();
     char *path = make_small_store(dir, "a.db", 1, 5, 8, NULL);
     char *rejects = tu_printf("%s/rejects.jsonl", dir);
-    char *uri = migrated_db();
+    char *uri = tu_migrated_db();
     char *host = tu_test_host(), *port = tu_test_port(), *dbname = tu_db_name(uri);
     const char *fmt = strchr(host, ':') ? "postgresql://pgmemctl_pw:" SECRET "@[%s]:%s/%s"
                                         : "postgresql://pgmemctl_pw:" SECRET "@%s:%s/%s";
@@ -1345,7 +1341,7 @@ Test(copy, rebuilds_index_left_dropped)
 {
     char *dir = tu_tempdir();
     char *path = make_small_store(dir, "a.db", 1, 10, 8, NULL);
-    char *uri = migrated_db();
+    char *uri = tu_migrated_db();
     cJSON *doc = copy_expect(uri, path, NULL, 0);
     cJSON_Delete(doc);
     cr_assert_eq(tu_query_int(uri, "SELECT count(*) FROM pg_class WHERE relname = 'idx_memories_embedding_hnsw'"), 1);
@@ -1393,7 +1389,7 @@ Test(copy, rejects_file_write_error_fails)
 {
     char *dir = tu_tempdir();
     bad_store b = make_bad_store(dir);
-    char *uri = migrated_db();
+    char *uri = tu_migrated_db();
     /* /dev/full: every write fails with ENOSPC; the rejections must not be lost silently */
     tu_run_result r = run_copy(uri, b.path, (const char *[]){"--rejects", "/dev/full", NULL});
     cr_assert_eq(r.status, 1, "exit %d, expected 1 (the rejects file could not be written)\n%s", r.status, r.err);
@@ -1412,7 +1408,7 @@ Test(copy, verify_existing_updates_changed_rows)
 {
     char *dir = tu_tempdir();
     char *path = make_small_store(dir, "store.db", 1, 30, 8, NULL);
-    char *uri = migrated_db();
+    char *uri = tu_migrated_db();
     cJSON *doc = copy_expect(uri, path, NULL, 0);
     cJSON_Delete(doc);
 
@@ -1485,7 +1481,7 @@ Test(copy, small_store_keeps_identity_when_it_grows)
 {
     char *dir = tu_tempdir();
     char *path = make_small_store(dir, "tiny.db", 1, 3, 8, NULL);
-    char *uri = migrated_db();
+    char *uri = tu_migrated_db();
     cJSON *doc = copy_expect(uri, path, NULL, 0);
     char *id1 = strdup(jstr(doc, "source.store_id"));
     cJSON_Delete(doc);
@@ -1495,6 +1491,7 @@ Test(copy, small_store_keeps_identity_when_it_grows)
     vf_close(s);
     doc = copy_expect(uri, path, NULL, 0);
     cr_assert_str_eq(jstr(doc, "source.store_id"), id1);
+    cr_assert_str_eq(jstr(doc, "source.identity.check"), "matched");
     cr_assert_str_eq(jstr(doc, "write_path"), "direct");
     cr_assert_eq(jint(doc, "tables.memories.copied_by_earlier_runs"), 3);
     cr_assert_eq(jint(doc, "tables.memories.copied"), 2);

@@ -15,15 +15,6 @@
 
 TestSuite(copy_jobs, .fini = tu_leak_check, .timeout = 120);
 
-static char *migrated_db(void)
-{
-    char *uri = tu_fresh_db();
-    tu_run_result r = tu_run((const char *[]){"pgmemctl", "-d", uri, "migrate", "up", NULL});
-    cr_assert_eq(r.status, 0, "migrate up failed (%d):\n%s", r.status, r.err);
-    tu_run_free(&r);
-    return uri;
-}
-
 /* pgmemctl -d uri copy --from from --jobs jobs --batch-size batch; must exit with want. */
 static cJSON *copy_jobs(const char *uri, const char *from, const char *jobs, const char *batch, int want, char **err)
 {
@@ -36,13 +27,6 @@ static cJSON *copy_jobs(const char *uri, const char *from, const char *jobs, con
         *err = strdup(r.err);
     tu_run_free(&r);
     return doc;
-}
-
-static const cJSON *item(const cJSON *o, const char *name)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-    cr_assert(v, "no \"%s\" in the JSON", name);
-    return v;
 }
 
 static long long num(const cJSON *o, const char *name) { return (long long) tu_json_num(o, name); }
@@ -72,16 +56,16 @@ Test(copy_jobs, parallel_streams_match_one_stream)
     char *ref = NULL;
     const char *jobs[] = {"1", "2", "4"};
     for (int k = 0; k < 3; k++) {
-        char *uri = migrated_db();
+        char *uri = tu_migrated_db();
         cJSON *doc = copy_jobs(uri, sample, jobs[k], "250", 0, NULL);
         cr_assert_eq(num(doc, "jobs"), atoi(jobs[k]));
         cr_assert_str_eq(tu_json_str(doc, "write_path"), "direct");
-        const cJSON *mem = item(item(doc, "tables"), "memories");
+        const cJSON *mem = tu_json_obj(tu_json_obj(doc, "tables"), "memories");
         cr_assert_eq(num(mem, "copied"), 3000, "--jobs %s copied %lld memories", jobs[k], num(mem, "copied"));
         cr_assert_eq(num(mem, "ranges"), atoi(jobs[k]), "--jobs %s: %lld ranges", jobs[k], num(mem, "ranges"));
-        const cJSON *par = item(doc, "parity");
+        const cJSON *par = tu_json_obj(doc, "parity");
         cr_assert(tu_json_bool(par, "ok"), "--jobs %s: parity failed", jobs[k]);
-        cr_assert_eq(num(item(item(par, "counts"), "edges"), "target"), links);
+        cr_assert_eq(num(tu_json_obj(tu_json_obj(par, "counts"), "edges"), "target"), links);
         /* one checkpoint row per range, each finished bounded range checkpointed at its end */
         char *sql = tu_printf("SELECT count(*) FROM pgmemctl_copy_progress WHERE source_table = 'knowledge_nodes'");
         cr_assert_eq(tu_query_int(uri, sql), atoi(jobs[k]));
@@ -120,7 +104,7 @@ Test(copy_jobs, kill9_parallel_then_rerun_other_jobs)
 {
     char *sample = vf_sample(KJ_N, 32);
     char *dir = tu_tempdir();
-    char *uri = migrated_db();
+    char *uri = tu_migrated_db();
     char *dbname = tu_db_name(uri);
     long long links = vf_sqlite_int(sample, "SELECT (SELECT count(*) FROM memory_connections)"
                                             " + (SELECT count(*) FROM knowledge_edges)");
@@ -193,17 +177,23 @@ Test(copy_jobs, kill9_parallel_then_rerun_other_jobs)
                                    " AND last_rowid IS DISTINCT FROM range_end"),
                  0);
     cr_assert_eq(tu_query_int(uri, "SELECT count(*) FROM edges"), 0, "edges started before the memories committed");
+    /* each range's checkpoint counts exactly its committed rows (the rowids are dense) */
+    cr_assert_eq(tu_query_int(uri, "SELECT count(*) FROM pgmemctl_copy_progress WHERE source_table = 'knowledge_nodes'"
+                                   " AND source_rows IS DISTINCT FROM last_rowid - range_start"),
+                 0);
 
     /* the re-run with another --jobs resumes every range and proves parity */
     char *e2 = NULL;
     cJSON *doc = copy_jobs(uri, sample, "3", KJ_BATCH, 0, &e2);
-    const cJSON *m = item(item(doc, "tables"), "memories");
+    const cJSON *m = tu_json_obj(tu_json_obj(doc, "tables"), "memories");
     cr_assert_eq(num(m, "copied"), KJ_N - mem, "the re-run copied %lld, expected %lld", num(m, "copied"), KJ_N - mem);
     cr_assert_eq(num(m, "read"), KJ_N - mem);
     cr_assert_eq(num(m, "copied_by_earlier_runs"), mem);
     cr_assert_str_eq(tu_json_str(doc, "write_path"), "direct");
-    cr_assert(tu_json_bool(item(doc, "parity"), "ok"), "parity failed after the re-run:\n%s", e2);
-    cr_assert_eq(num(item(item(item(doc, "parity"), "counts"), "memories"), "target"), KJ_N);
+    cr_assert_str_eq(tu_json_str(tu_json_obj(tu_json_obj(doc, "source"), "identity"), "check"), "matched",
+                     "the ranges' fingerprints did not match after the kill");
+    cr_assert(tu_json_bool(tu_json_obj(doc, "parity"), "ok"), "parity failed after the re-run:\n%s", e2);
+    cr_assert_eq(num(tu_json_obj(tu_json_obj(tu_json_obj(doc, "parity"), "counts"), "memories"), "target"), KJ_N);
     cJSON_Delete(doc);
     free(e2);
     cr_assert_eq(tu_query_int(uri, "SELECT count(DISTINCT id) FROM memories"), KJ_N);
@@ -215,8 +205,9 @@ Test(copy_jobs, kill9_parallel_then_rerun_other_jobs)
                  KJ_N);
     /* a third run (one stream) finds nothing new */
     doc = copy_jobs(uri, sample, "1", KJ_BATCH, 0, NULL);
-    cr_assert_eq(num(item(item(doc, "tables"), "memories"), "copied"), 0);
-    cr_assert(tu_json_bool(item(doc, "parity"), "ok"));
+    cr_assert_str_eq(tu_json_str(tu_json_obj(tu_json_obj(doc, "source"), "identity"), "check"), "matched");
+    cr_assert_eq(num(tu_json_obj(tu_json_obj(doc, "tables"), "memories"), "copied"), 0);
+    cr_assert(tu_json_bool(tu_json_obj(doc, "parity"), "ok"));
     cJSON_Delete(doc);
     cr_assert_eq(tu_query_int(uri, "SELECT count(*) FROM memories"), KJ_N);
 
@@ -260,17 +251,17 @@ Test(copy_jobs, bad_row_in_each_range)
     vf_exec(s, "COMMIT");
     vf_close(s);
 
-    char *uri = migrated_db();
+    char *uri = tu_migrated_db();
     cJSON *doc = copy_jobs(uri, path, "4", "30", 3, NULL);
-    const cJSON *mem = item(item(doc, "tables"), "memories");
+    const cJSON *mem = tu_json_obj(tu_json_obj(doc, "tables"), "memories");
     cr_assert_eq(num(mem, "copied"), BR_N);
     cr_assert_eq(num(mem, "rejected"), 4);
     cr_assert_eq(num(mem, "ranges"), 4);
-    const cJSON *rej = item(doc, "rejections");
+    const cJSON *rej = tu_json_obj(doc, "rejections");
     cr_assert_eq(num(rej, "count"), 4);
     const cJSON *it;
     int seen = 0;
-    cJSON_ArrayForEach(it, item(rej, "items"))
+    cJSON_ArrayForEach(it, tu_json_array(rej, "items"))
     {
         long long rowid = num(it, "rowid");
         bool known = false;
@@ -293,7 +284,7 @@ Test(copy_jobs, bad_row_in_each_range)
         free(sql);
     }
     cr_assert_eq(tu_query_int(uri, "SELECT count(*) FROM pgmemctl_copy_rejects WHERE reason <> ''"), 4);
-    cr_assert(tu_json_bool(item(doc, "parity"), "ok"));
+    cr_assert(tu_json_bool(tu_json_obj(doc, "parity"), "ok"));
     cr_assert_eq(tu_query_int(uri, "SELECT count(*) FROM memories"), BR_N);
     cr_assert_eq(tu_query_int(uri, "SELECT count(*) FROM edges"), BR_N - 1);
     cJSON_Delete(doc);
@@ -321,7 +312,7 @@ static void assert_untouched(const char *uri)
 Test(copy_jobs, impossible_jobs_refused_before_writing)
 {
     char *sample = vf_sample(200, 16);
-    char *uri = migrated_db();
+    char *uri = tu_migrated_db();
     char *err = NULL;
     const char *bad[] = {"0", "-1", "65", "x"};
     for (int k = 0; k < 4; k++) {
