@@ -154,7 +154,7 @@ static bool load(copy_shared *sh, pg_conn *c, id_table t[NTABLES], int *nranges)
         if (t[k].n && !(t[k].r = calloc((size_t) t[k].n, sizeof *t[k].r)))
             ok = false;
         int j = 0;
-        for (int i = 0; ok && i < pg_ntuples(r); i++) {
+        for (int i = 0; ok && t[k].r && j < t[k].n && i < pg_ntuples(r); i++) {
             if (strcmp(pg_value(r, i, 0), TABLES[k]) != 0)
                 continue;
             id_range *g = &t[k].r[j++];
