@@ -24,6 +24,13 @@ ifneq ($(STATIC),)
   BUILD_KIND := static-$(STATIC)
   CFLAGS  = $(BASEFL) -O2 -g
   LDFL   := -static
+else ifeq ($(FUZZ),1)
+  # FUZZ=1: the fuzz targets under libFuzzer (`make fuzz`): clang, coverage instrumentation, ASan + UBSan.
+  OUT    := build/fuzz
+  CC     := clang
+  CFLAGS  = $(BASEFL) -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+            -fno-sanitize-recover=undefined
+  LDFL   := -fsanitize=fuzzer,address,undefined
 else ifeq ($(SAN),1)
   OUT    := build/san
   CFLAGS  = $(BASEFL) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -44,9 +51,10 @@ TOOLS    := $(patsubst src/tools/%.c,%,$(wildcard src/tools/*.c))
 UNIT_SRC := $(wildcard tests/unit/*.c)
 INT_SRC  := $(wildcard tests/integration/*.c)
 TCOMMON  := $(wildcard tests/common/*.c)
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 
 .PHONY: all check check-unit check-integration demo install clean lint bench-copy bench-verify bench-reembed bench-search bench-upgrade deps \
-        static dist bench-static
+        static dist bench-static fuzz fuzz-build check-valgrind
 
 all: bin/pgmemctl $(addprefix bin/,$(TOOLS))
 
@@ -114,6 +122,19 @@ $(OUT)/tests/embed-server: tests/fixtures/embed_server.c $(OUT)/libpgmemctl.a
 	$(CC) $(CFLAGS) $(shell pkg-config --cflags libmicrohttpd) $(LDFL) -o $@ $< $(OUT)/libpgmemctl.a \
 	  $(LIBS) $(shell pkg-config --libs libmicrohttpd)
 
+# Fuzz targets (tests/fuzz/fuzz_NAME.c). $(OUT)/fuzz-replay/NAME: the target with replay.c's main, which
+# runs it on files (make check replays tests/fuzz/corpus/NAME through the SAN=1 build);
+# build/fuzz/fuzz/NAME (FUZZ=1): the target under libFuzzer, for `make fuzz`.
+$(OUT)/fuzz-replay/%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.h $(OUT)/libpgmemctl.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests $(LDFL) -o $@ $< tests/fuzz/replay.c $(OUT)/libpgmemctl.a $(LIBS)
+
+$(OUT)/fuzz/%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(OUT)/libpgmemctl.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests $(LDFL) -o $@ $< $(OUT)/libpgmemctl.a $(LIBS)
+
+fuzz-build: $(addprefix $(OUT)/fuzz/,$(FUZZ_TARGETS))
+
 deps:
 	scripts/install-deps
 
@@ -129,7 +150,7 @@ check: deps
 
 .PHONY: check-build
 check-build: $(OUT)/bin/pgmemctl $(addprefix $(OUT)/bin/,$(TOOLS)) $(OUT)/tests/unit $(OUT)/tests/integration \
-             $(OUT)/tests/embed-server
+             $(OUT)/tests/embed-server $(addprefix $(OUT)/fuzz-replay/,$(FUZZ_TARGETS))
 
 # `make demo`: a real vestige store copied into a throwaway PostgreSQL with pgvector.
 demo: deps
