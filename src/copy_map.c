@@ -182,9 +182,13 @@ static cJSON *json_of_col(sqlite3_stmt *st, int i, const char *name, char *why, 
             return cJSON_CreateNull();
         }
         if (!strcmp(name, "metadata") && len > 0) { /* a JSON document kept as JSON */
-            cJSON *j = cJSON_ParseWithLength(s, len);
-            if (j)
+            const char *end = NULL;
+            cJSON *j = cJSON_ParseWithLengthOpts(s, len, &end, false);
+            while (j && end < s + len && strchr(" \t\r\n", *end))
+                end++;
+            if (j && end == s + len) /* nothing but white space after it: all of the text is JSON */
                 return j;
+            cJSON_Delete(j);
         }
         return cJSON_CreateString(s);
     }

@@ -1276,8 +1276,9 @@ Test(copy, older_vestige_without_knowledge_edges)
 }
 
 /* Source bytes that are not UTF-8 where copy quotes them (a row's key in its rejections, a
- * column name as a metadata key): the fuzz target tests/fuzz/fuzz_copy_map.c found these; the
- * regression inputs are in tests/fuzz/corpus/copy_map/regress-*. */
+ * column name as a metadata key) and a "metadata" column that only starts with JSON: the
+ * fuzz target tests/fuzz/fuzz_copy_map.c found each of these; the regression inputs are in
+ * tests/fuzz/corpus/copy_map/regress-*. */
 Test(copy, text_that_is_not_utf8_in_keys_and_column_names)
 {
     char *dir = tu_tempdir();
@@ -1296,6 +1297,10 @@ Test(copy, text_that_is_not_utf8_in_keys_and_column_names)
     const char *type = "\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc"
                        "\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc";
     int64_t bad_edge = vf_add_connection(s, a, "not-a-uuid", type, 0.5);
+    int64_t ke = vf_add_edge(s, a, b, "derived", 0.25);
+    char *upd = tu_printf("UPDATE knowledge_edges SET metadata = '{\"a\": 1} and more' WHERE rowid = %lld",
+                          (long long) ke);
+    vf_exec(s, upd);
     vf_close(s);
 
     char *uri = migrated_db();
@@ -1309,10 +1314,13 @@ Test(copy, text_that_is_not_utf8_in_keys_and_column_names)
                 "SELECT string_agg(source_table || '|' || source_rowid || '|' || field || '|' || source_key || E'\\n', ''"
                 " ORDER BY source_table) FROM pgmemctl_copy_rejects");
     expect_text(uri, "x", "SELECT metadata->>'src\\xFF' FROM memories WHERE id = '00000000-0000-4000-8000-000000000001'");
+    expect_text(uri, "{\"a\": 1} and more",
+                "SELECT metadata->>'metadata' FROM edges WHERE metadata->>'source_table' = 'knowledge_edges'");
 
     tu_drop_db(uri);
     tu_rmtree(dir);
     free(want);
+    free(upd);
     free(uri);
     free(path);
     free(dir);
