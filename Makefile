@@ -135,13 +135,22 @@ $(OUT)/fuzz/%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(OUT)/libpgmemctl.a
 
 fuzz-build: $(addprefix $(OUT)/fuzz/,$(FUZZ_TARGETS))
 
+# `make fuzz FUZZ_SECONDS=N`: each target under libFuzzer for N seconds (scripts/fuzz; findings in
+# build/fuzz/findings/). FUZZ_TARGETS=NAME… runs only those.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	scripts/install-deps --with-fuzz
+	$(MAKE) FUZZ=1 fuzz-build
+	scripts/fuzz --seconds $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 deps:
 	scripts/install-deps
 
 # `make check`: installs what it needs (PostgreSQL 17 and 15.18 for the major-upgrade tests too, and the
 # static build's libraries: the first time builds of several minutes, cached afterwards), builds with
-# ASan/UBSan and the static binary (whose empty-root tests run with the others), runs unit then
-# integration tests against throwaway PostgreSQL sandboxes that it starts and stops itself.
+# ASan/UBSan and the static binary (whose empty-root tests run with the others), runs unit tests, the
+# replay of the fuzz corpus (tests/fuzz/corpus) and integration tests against throwaway PostgreSQL
+# sandboxes that it starts and stops itself.
 check: deps
 	scripts/install-deps --with-pg17 --with-pg15-main >/dev/null
 	$(MAKE) SAN=1 check-build
