@@ -161,6 +161,14 @@ check: deps
 check-build: $(OUT)/bin/pgmemctl $(addprefix $(OUT)/bin/,$(TOOLS)) $(OUT)/tests/unit $(OUT)/tests/integration \
              $(OUT)/tests/embed-server $(addprefix $(OUT)/fuzz-replay/,$(FUZZ_TARGETS))
 
+# `make check-valgrind`: copy, verify and reembed (with the loopback embedding server) under valgrind's
+# memcheck, against a throwaway sandbox (scripts/check-valgrind): fails on any memcheck error or
+# definitely lost block. The release build, since valgrind cannot run the sanitizer one.
+check-valgrind: deps
+	scripts/install-deps --with-valgrind
+	$(MAKE) all build/rel/tests/embed-server
+	scripts/check-valgrind
+
 # `make demo`: a real vestige store copied into a throwaway PostgreSQL with pgvector.
 demo: deps
 	$(MAKE) all
