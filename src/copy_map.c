@@ -216,22 +216,24 @@ static char *build_metadata(sqlite3_stmt *st, int first, char **cols, int ncols,
         cJSON *val = json_of_col(st, first + c, cols[c], why, sizeof why, &bad);
         /* jsonb keys must be valid UTF-8 too: a column name that is not keeps its other bytes as \xHH */
         size_t nlen = strlen(cols[c]);
-        char *key = text_check(cols[c], nlen, NULL, 0) ? NULL : malloc(4 * nlen + 1);
-        if (key)
-            text_printable(cols[c], nlen, key, 4 * nlen + 1);
-        if (!val || (!key && !text_check(cols[c], nlen, NULL, 0))) {
+        bool utf8 = text_check(cols[c], nlen, NULL, 0);
+        char *escaped = utf8 ? NULL : malloc(4 * nlen + 1);
+        if (!val || (!utf8 && !escaped)) {
             cJSON_Delete(val);
             cJSON_Delete(obj);
             *oom = true;
             return NULL;
         }
+        if (escaped)
+            text_printable(cols[c], nlen, escaped, 4 * nlen + 1);
+        const char *key = escaped ? escaped : cols[c];
         if (bad) {
-            add_rej(o, key ? key : cols[c], "row_skipped", "%s", why);
+            add_rej(o, key, "row_skipped", "%s", why);
             o->row_ok = false;
             (void) table;
         }
-        cJSON_AddItemToObject(obj, key ? key : cols[c], val);
-        free(key);
+        cJSON_AddItemToObject(obj, key, val);
+        free(escaped);
     }
     if (extra_key)
         cJSON_AddStringToObject(obj, extra_key, extra_val);
