@@ -11,8 +11,8 @@ PKGCONFIG := pkg-config
 BUILD_KIND := dynamic
 # Recursive (=) so that pkg-config runs only when something is compiled, i.e. after `make deps`.
 BASEFL   = -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -DPGMEMCTL_VERSION='"$(VERSION)"' \
-           -DPGMEMCTL_BUILD='"$(BUILD_KIND)"' $(WARN) $(shell $(PKGCONFIG) --cflags $(PKGS)) -Isrc -Ibuild/gen
-LIBS     = $(shell $(PKGCONFIG) --libs $(PKGS)) -lm
+           -DPGMEMCTL_BUILD='"$(BUILD_KIND)"' -pthread $(WARN) $(shell $(PKGCONFIG) --cflags $(PKGS)) -Isrc -Ibuild/gen
+LIBS     = $(shell $(PKGCONFIG) --libs $(PKGS)) -lm -pthread
 
 # Normal build: optimised with debug info. SAN=1: AddressSanitizer + UBSan (used by `make check`).
 # STATIC=musl|glibc with STATIC_PREFIX=DIR: the static build, against the libraries scripts/build-static

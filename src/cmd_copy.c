@@ -22,6 +22,7 @@ const opt_spec cmd_copy_specs[] = {
     {"maintenance-work-mem", 0, OPT_STRING, "1GB", true, "SIZE", "maintenance_work_mem for index builds"},
     {"parallel-workers", 0, OPT_INT, NULL, true, "N",
      "max_parallel_maintenance_workers for index builds (default: CPUs - 1)"},
+    {"jobs", 'j', OPT_INT, "1", true, "N", "parallel streams: N connections copy disjoint rowid ranges (1..64)"},
     {"wait", 0, OPT_DOUBLE, "0", true, "SECONDS", "wait this long for the server to accept connections"},
     {0},
 };
@@ -50,6 +51,7 @@ static cJSON *stats_json(const copy_table_stats *t, const char *source)
     report_add_int(o, "updated", t->updated);
     report_add_int(o, "already_present", t->already_present);
     report_add_int(o, "rejected", t->rejected);
+    report_add_int(o, "ranges", t->ranges);
     return o;
 }
 
@@ -63,6 +65,7 @@ static cJSON *render(const pg_conn *c, const copy_request *req, copy_result *res
     if (res->message[0])
         cJSON_AddStringToObject(doc, "error", res->message);
     cJSON_AddBoolToObject(doc, "dry_run", req->dry_run);
+    report_add_int(doc, "jobs", req->jobs);
     cJSON *src = cJSON_AddObjectToObject(doc, "source");
     cJSON_AddStringToObject(src, "path", res->source_path[0] ? res->source_path : req->from);
     cJSON_AddStringToObject(src, "store_id", res->source_id);
@@ -166,6 +169,17 @@ int cmd_copy(const global_ctx *g, int argc, char **argv)
         log_error("copy: --batch-size must be between 1 and 1000000");
         goto done;
     }
+    if (opts_int(&o, "jobs") < 1 || opts_int(&o, "jobs") > 64) {
+        log_error("copy: --jobs %lld: must be between 1 and 64", (long long) opts_int(&o, "jobs"));
+        goto done;
+    }
+    req.jobs = (int) opts_int(&o, "jobs");
+    if (opts_double(&o, "wait") < 0) {
+        log_error("copy: --wait %g: must be 0 or more seconds", opts_double(&o, "wait"));
+        goto done;
+    }
+    req.wait_seconds = opts_double(&o, "wait");
+    req.conninfo = g->conninfo;
     req.dry_run = opts_bool(&o, "dry-run");
     req.verify_existing = opts_bool(&o, "verify-existing");
     const char *unit = opts_str(&o, "epoch-unit");
@@ -194,7 +208,7 @@ int cmd_copy(const global_ctx *g, int argc, char **argv)
             goto done;
         }
     }
-    pg_conn *c = pg_connect(g->conninfo, "pgmemctl copy", opts_double(&o, "wait"));
+    pg_conn *c = pg_connect(g->conninfo, "pgmemctl copy", req.wait_seconds);
     if (!c) {
         rc = EXIT_FAILURE_;
         goto done;

@@ -22,6 +22,9 @@ typedef struct {
     int parallel_workers;          /* max_parallel_maintenance_workers for index builds */
     FILE *rejects_file;            /* every rejection as a JSON line, or NULL */
     int max_listed_rejects;        /* how many rejections the JSON summary lists (1000) */
+    int jobs;                      /* parallel streams (connections), >= 1 */
+    const char *conninfo;          /* for the streams' connections beyond the caller's (jobs > 1) */
+    double wait_seconds;           /* how long those wait for the server to accept connections */
 } copy_request;
 
 typedef struct {
@@ -32,6 +35,7 @@ typedef struct {
     int64_t rejected;              /* rows skipped by validation this run */
     int64_t resumed_after;         /* checkpoint rowid the run started after */
     int64_t copied_before;         /* rows earlier runs of this store had copied (skipped now) */
+    int ranges;                    /* rowid ranges of the source table (each with its checkpoint) */
 } copy_table_stats;
 
 typedef struct {
@@ -43,6 +47,7 @@ typedef enum { COPY_OK, COPY_REJECTED, COPY_FAILED, COPY_REFUSED } copy_outcome;
 
 typedef struct {
     copy_outcome outcome;
+    int jobs;                      /* streams used */
     char message[1024];            /* why it failed or was refused */
     char source_path[1024];
     char source_id[65];
@@ -69,8 +74,12 @@ typedef struct {
     cJSON *parity_mismatches;      /* first few mismatching ids with what differs (owned) */
 } copy_result;
 
-/* Runs the copy into the database behind c (which must hold the migrated schema). Logs
- * progress and problems on stderr; fills res (copy_result_free). Never exits. */
+/* Runs the copy into the database behind c (which must hold the migrated schema). With
+ * req->jobs > 1 it opens jobs - 1 more connections to req->conninfo (refused, COPY_REFUSED,
+ * before anything is written when the server lacks free connections) and copies disjoint rowid
+ * ranges of each source table at once: all of knowledge_nodes first, then the edge tables. Each
+ * stream reads the SQLite file through its own read-only connection in a thread of its own.
+ * Logs progress and problems on stderr; fills res (copy_result_free). Never exits. */
 void copy_run(pg_conn *c, const copy_request *req, copy_result *res);
 void copy_result_free(copy_result *res);
 

@@ -2,6 +2,7 @@
 #include "log.h"
 #include "redact.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,10 @@
 static log_level current_level = LOG_INFO;
 static void (*clear_hook)(void);
 static char last_error[1024];
+static pthread_mutex_t stderr_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void log_lock(void) { pthread_mutex_lock(&stderr_lock); }
+void log_unlock(void) { pthread_mutex_unlock(&stderr_lock); }
 
 const char *log_last_error(void) { return last_error; }
 
@@ -35,6 +40,7 @@ static void log_emit(log_level level, const char *prefix, const char *fmt, va_li
     }
     va_end(ap2);
     char *clean = redact_scrub(msg);
+    log_lock();
     if (level == LOG_ERROR)
         snprintf(last_error, sizeof last_error, "%.*s", (int) sizeof last_error - 1, clean ? clean : msg);
     if (level <= current_level) {
@@ -43,6 +49,7 @@ static void log_emit(log_level level, const char *prefix, const char *fmt, va_li
         fprintf(stderr, "%s%s\n", prefix, clean ? clean : msg);
         fflush(stderr);
     }
+    log_unlock();
     free(clean);
     if (msg != stackbuf)
         free(msg);

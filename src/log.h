@@ -1,5 +1,6 @@
 /* log.h — leveled logging to stderr. Every line passes through redact_scrub so a registered
- * secret (password) can never reach the terminal. */
+ * secret (password) can never reach the terminal. Thread-safe: lines from several threads never
+ * interleave. */
 #ifndef PGMEMCTL_LOG_H
 #define PGMEMCTL_LOG_H
 
@@ -27,7 +28,14 @@ const char *log_last_error(void);
 /* True when progress output is wanted (level >= LOG_INFO). */
 bool log_progress_enabled(void);
 
-/* Called by the progress module before a log line, so a redrawn progress bar is cleared first. */
+/* Called by the progress module before a log line, so a redrawn progress bar is cleared first.
+ * The hook runs with the stderr lock held (see log_lock). */
 void log_set_clear_hook(void (*hook)(void));
+
+/* The lock that serialises every write to stderr: log lines from any thread (the copy streams
+ * log from their own threads) and the progress bar drawn by the main thread. Not recursive:
+ * never call a log_* function while holding it. */
+void log_lock(void);
+void log_unlock(void);
 
 #endif

@@ -32,8 +32,9 @@ static void clear_line(void)
         fputs("\r\033[K", stderr);
 }
 
-static void draw(progress *p, bool final)
+static void draw(progress *p, bool final, const char *end)
 {
+    log_lock();
     double el = progress_now() - p->start;
     double rate = el > 0 ? (double) p->done / el : 0;
     char eta[32] = "";
@@ -62,9 +63,10 @@ static void draw(progress *p, bool final)
                     p->detail[0] ? ", " : "", p->detail);
         else
             fprintf(stderr, "%s: %lld %s in %.2fs, %.0f %s/s%s%s%s\n", p->label, (long long) p->done, p->unit, el,
-                    rate, p->unit, p->detail[0] ? ", " : "", p->detail, final ? ", done" : "");
+                    rate, p->unit, p->detail[0] ? ", " : "", p->detail, final ? end : "");
     }
     fflush(stderr);
+    log_unlock();
     p->last_draw = progress_now();
 }
 
@@ -84,7 +86,9 @@ progress *progress_start(const char *label, int64_t total, const char *unit)
     p->interval = p->tty ? 0.1 : (iv ? atof(iv) : 5.0);
     if (p->interval <= 0)
         p->interval = 5.0;
+    log_lock();
     active = p;
+    log_unlock();
     log_set_clear_hook(clear_line);
     return p;
 }
@@ -95,7 +99,7 @@ void progress_update(progress *p, int64_t done)
         return;
     p->done = done;
     if (progress_now() - p->last_draw >= p->interval)
-        draw(p, false);
+        draw(p, false, "");
 }
 
 void progress_detail(progress *p, const char *detail)
@@ -104,12 +108,17 @@ void progress_detail(progress *p, const char *detail)
         snprintf(p->detail, sizeof p->detail, "%s", detail ? detail : "");
 }
 
-void progress_finish(progress *p)
+static void finish(progress *p, const char *end)
 {
     if (!p)
         return;
-    draw(p, true);
+    draw(p, true, end);
+    log_lock();
     if (active == p)
         active = NULL;
+    log_unlock();
     free(p);
 }
+
+void progress_finish(progress *p) { finish(p, ", done"); }
+void progress_stopped(progress *p) { finish(p, ", stopped"); }

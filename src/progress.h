@@ -1,5 +1,6 @@
 /* progress.h — progress on stderr: a redrawn bar on a terminal, a line every few seconds
- * otherwise, nothing with -q. Rates use the monotonic clock. */
+ * otherwise, nothing with -q. Rates use the monotonic clock. A progress line is drawn by one
+ * thread; log lines from others clear it first (log_lock). */
 #ifndef PGMEMCTL_PROGRESS_H
 #define PGMEMCTL_PROGRESS_H
 
@@ -20,8 +21,11 @@ void progress_update(progress *p, int64_t done);
  * e.g. "12 requests in flight, 1 retry". */
 void progress_detail(progress *p, const char *detail);
 
-/* Prints the final line (count, rate, elapsed) and frees p. */
+/* Prints the final line (count, rate, elapsed, "done") and frees p. */
 void progress_finish(progress *p);
+
+/* The same for work that ended early (an error): the line ends in "stopped", never "done". */
+void progress_stopped(progress *p);
 
 /* Seconds since an arbitrary fixed point, monotonic clock. */
 double progress_now(void);

@@ -23,8 +23,8 @@ TestSuite(cli, .fini = tu_leak_check, .timeout = 60);
 /* `pgmemctl ARGS…` */
 #define PGM0(...) tu_run((const char *const[]){"pgmemctl", __VA_ARGS__, NULL})
 
-/* The newest of the built-in migrations (migrations/0001..0003). */
-#define LATEST 3
+/* The newest of the built-in migrations (migrations/0001..0004). */
+#define LATEST 4
 
 #define PW_ROLE "pgmemctl_pw"
 #define PW_SECRET "sandbox-secret-pw"
@@ -197,6 +197,11 @@ static char *db_at_latest(void)
 Test(migrate, down_defaults_to_one_step)
 {
     char *db = db_at_latest();
+    /* 0004's down merges a table's rowid ranges into one checkpoint: the lowest unfinished one,
+     * with the counters summed */
+    tu_exec(db, "INSERT INTO pgmemctl_copy_progress (source_id, source_table, range_start, range_end, last_rowid,"
+                " rows_copied) VALUES ('s', 'knowledge_nodes', 0, 100, 100, 100), ('s', 'knowledge_nodes', 100, 200,"
+                " 150, 50), ('s', 'knowledge_nodes', 200, NULL, 260, 60)");
     tu_run_result r = PGM(db, "migrate", "down");
     tu_expect_status(&r, 0, "down");
     cJSON *j = tu_json(r.out);
@@ -207,7 +212,12 @@ Test(migrate, down_defaults_to_one_step)
     cr_expect_eq(json_int(cJSON_GetArrayItem(rev, 0), "version"), LATEST);
     cJSON_Delete(j);
     tu_run_free(&r);
-    cr_expect_not(table_exists(db, "pgmemctl_reembed_state"));
+    cr_expect(table_exists(db, "pgmemctl_reembed_state"));
+    cr_expect_eq(tu_query_int(db, "SELECT count(*) FROM information_schema.columns WHERE table_name ="
+                                  " 'pgmemctl_copy_progress' AND column_name IN ('range_start', 'range_end')"),
+                 0);
+    cr_expect_eq(tu_query_int(db, "SELECT count(*) FROM pgmemctl_copy_progress"), 1);
+    cr_expect_eq(tu_query_int(db, "SELECT last_rowid * 1000 + rows_copied FROM pgmemctl_copy_progress"), 150 * 1000 + 210);
     cr_expect_eq(tu_query_int(db, "SELECT count(*) FROM pg_proc WHERE proname = 'pgmemctl_ensure_hnsw'"), 1);
     cr_expect(table_exists(db, "memories"));
     cr_expect_eq(tracking_rows(db, "true"), LATEST - 1);
@@ -219,8 +229,8 @@ Test(migrate, down_defaults_to_one_step)
 Test(migrate, down_steps_all)
 {
     char *db = db_at_latest();
-    tu_run_result r = PGM(db, "migrate", "down", "--steps", "3");
-    tu_expect_status(&r, 0, "down --steps 3");
+    tu_run_result r = PGM(db, "migrate", "down", "--steps", "4");
+    tu_expect_status(&r, 0, "down --steps 4");
     cJSON *j = tu_json(r.out);
     cr_expect_eq(json_int(j, "version_after"), 0);
     cr_expect_eq(array_size(j, "reverted"), LATEST);
