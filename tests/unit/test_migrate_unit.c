@@ -205,7 +205,7 @@ Test(migrate_load, embedded_set)
     load_outcome o = load_dir(NULL, &set);
     cr_assert(o.ok, "%s", o.log);
     cr_expect_str_eq(set.origin, "embedded");
-    cr_assert_eq(set.n, 3);
+    cr_assert_eq(set.n, 4);
     cr_expect_eq(set.items[0].version, 1);
     cr_expect_str_eq(set.items[0].name, "init");
     cr_expect_str_eq(set.items[0].up_file, "embedded/0001_init.up.sql");
@@ -214,7 +214,9 @@ Test(migrate_load, embedded_set)
     cr_expect_str_eq(set.items[1].name, "hnsw");
     cr_expect_eq(set.items[2].version, 3);
     cr_expect_str_eq(set.items[2].name, "reembed");
-    for (int i = 0; i < 3; i++) {
+    cr_expect_eq(set.items[3].version, 4);
+    cr_expect_str_eq(set.items[3].name, "copy_ranges");
+    for (int i = 0; i < 4; i++) {
         const migration *m = &set.items[i];
         cr_expect_not_null(m->up_sql);
         cr_expect_not_null(m->down_sql);
