@@ -131,9 +131,9 @@ check: deps
 check-build: $(OUT)/bin/pgmemctl $(addprefix $(OUT)/bin/,$(TOOLS)) $(OUT)/tests/unit $(OUT)/tests/integration \
              $(OUT)/tests/embed-server
 
-# `make demo`: a real vestige store copied into a throwaway PostgreSQL with pgvector.
-demo: deps
-	$(MAKE) all
+# `make demo`: a real vestige store copied into a throwaway PostgreSQL with pgvector. The script
+# installs the dependencies and builds by itself (so that it also runs where make is not installed yet).
+demo:
 	KEEP=$(KEEP) scripts/demo
 
 bench-copy: deps
