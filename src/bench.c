@@ -242,13 +242,13 @@ static bench_sample *open_sample(const bench_request *req, int64_t largest, int 
                       "(--scratch %lld of its %lld; the query set is held out of the stores): use --queries %lld or "
                       "less, build a larger sample (%lld memories), or leave out --sample to generate the memories",
                       req->queries, (long long) left, req->sample, (long long) largest, (long long) sample_rows,
-                      (long long) left, (long long) (largest + req->queries));
+                      (long long) left, (long long) largest + req->queries);
         else
             log_error("bench: %s has %lld memories with an embedding; --scratch %lld and --queries %d need %lld (the "
                       "query set is held out of the stores): build a larger sample, or leave out --sample to "
                       "generate the memories",
                       req->sample, (long long) sample_rows, (long long) largest, req->queries,
-                      (long long) (largest + req->queries));
+                      (long long) largest + req->queries);
         bench_sample_close(s);
         s = NULL;
     }
@@ -277,7 +277,7 @@ static bool run_scratch(pg_conn *c, const bench_request *req, bench_result *res)
     bool ok = bench_sample_queries(s, largest, req->queries, &qs);
     if (ok)
         log_info("bench: %d queries: %s memories %lld..%lld, held out of every scratch store", qs.n,
-                 req->sample ? "sample" : "generated", (long long) largest + 1, (long long) (largest + qs.n));
+                 req->sample ? "sample" : "generated", (long long) largest + 1, (long long) largest + qs.n);
     for (int i = 0; ok && i < req->nscratch; i++) {
         bench_store *st = &res->stores[res->nstores++];
         ok = bench_scratch_load(c, req, s, req->scratch[i], dim, st);

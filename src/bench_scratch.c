@@ -194,9 +194,11 @@ bool bench_sample_queries(bench_sample *s, int64_t offset, int n, bench_query_se
     memset(out, 0, sizeof *out);
     out->q = calloc((size_t) n, sizeof *out->q);
     if (s->generated) {
-        bool ok = out->q && generated_queries(s, offset, n, out);
-        if (!out->q)
+        if (!out->q) {
             log_error("out of memory");
+            return false;
+        }
+        bool ok = generated_queries(s, offset, n, out);
         if (!ok)
             bench_query_set_free(out);
         return ok;
