@@ -22,12 +22,15 @@ static void add_rej(map_outcome *o, const char *field, const char *action, const
     if (o->nrej >= (int) (sizeof o->rej / sizeof o->rej[0]))
         return;
     map_reject *r = &o->rej[o->nrej++];
-    snprintf(r->field, sizeof r->field, "%s", field);
+    /* both are stored in PostgreSQL text and printed in JSON: valid UTF-8, whatever they quote */
+    text_printable(field, strlen(field), r->field, sizeof r->field);
     r->action = action;
+    char reason[sizeof r->reason];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(r->reason, sizeof r->reason, fmt, ap);
+    vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
+    text_printable(reason, strlen(reason), r->reason, sizeof r->reason);
 }
 
 static int find_col(char **cols, int n, const char *name)
@@ -179,9 +182,13 @@ static cJSON *json_of_col(sqlite3_stmt *st, int i, const char *name, char *why, 
             return cJSON_CreateNull();
         }
         if (!strcmp(name, "metadata") && len > 0) { /* a JSON document kept as JSON */
-            cJSON *j = cJSON_ParseWithLength(s, len);
-            if (j)
+            const char *end = NULL;
+            cJSON *j = cJSON_ParseWithLengthOpts(s, len, &end, false);
+            while (j && end < s + len && strchr(" \t\r\n", *end))
+                end++;
+            if (j && end == s + len) /* nothing but white space after it: all of the text is JSON */
                 return j;
+            cJSON_Delete(j);
         }
         return cJSON_CreateString(s);
     }
@@ -207,19 +214,26 @@ static char *build_metadata(sqlite3_stmt *st, int first, char **cols, int ncols,
         char why[200];
         bool bad = false;
         cJSON *val = json_of_col(st, first + c, cols[c], why, sizeof why, &bad);
-        if (!val) {
+        /* jsonb keys must be valid UTF-8 too: a column name that is not keeps its other bytes as \xHH */
+        size_t nlen = strlen(cols[c]);
+        bool utf8 = text_check(cols[c], nlen, NULL, 0);
+        char *escaped = utf8 ? NULL : malloc(4 * nlen + 1);
+        if (!val || (!utf8 && !escaped)) {
+            cJSON_Delete(val);
             cJSON_Delete(obj);
             *oom = true;
             return NULL;
         }
+        if (escaped)
+            text_printable(cols[c], nlen, escaped, 4 * nlen + 1);
+        const char *key = escaped ? escaped : cols[c];
         if (bad) {
-            char field[64];
-            snprintf(field, sizeof field, "%s", cols[c]);
-            add_rej(o, field, "row_skipped", "%s", why);
+            add_rej(o, key, "row_skipped", "%s", why);
             o->row_ok = false;
             (void) table;
         }
-        cJSON_AddItemToObject(obj, cols[c], val);
+        cJSON_AddItemToObject(obj, key, val);
+        free(escaped);
     }
     if (extra_key)
         cJSON_AddStringToObject(obj, extra_key, extra_val);
@@ -441,7 +455,7 @@ bool copy_map_node(const node_query *q, sqlite3_stmt *st, const map_ctx *ctx, no
         add_rej(o, "id", "row_skipped", "missing");
         o->row_ok = false;
     } else {
-        snprintf(v->key, sizeof v->key, "%.*s", (int) (len > 64 ? 64 : len), s);
+        text_printable(s, len, v->key, 65); /* at most 64 bytes, as reports show it */
         if (!parse_uuid(s, len, v->id)) {
             add_rej(o, "id", "row_skipped", "not a UUID");
             o->row_ok = false;
@@ -607,9 +621,11 @@ bool copy_map_edge(const edge_query *q, sqlite3_stmt *st, const map_ctx *ctx, ed
     v->type = "";
     v->type_len = 0;
     bool hty = col_text(st, q->i_type + 1, &v->type, &v->type_len);
-    snprintf(v->key, sizeof v->key, "%.*s -> %.*s (%.*s)", (int) (hs ? (slen > 40 ? 40 : slen) : 0), hs ? s : "",
-             (int) (ht ? (tlen > 40 ? 40 : tlen) : 0), ht ? t : "", (int) (v->type_len > 40 ? 40 : v->type_len),
-             v->type);
+    char ks[41], kt[41], ktype[41]; /* each at most 40 bytes, valid UTF-8 */
+    text_printable(hs ? s : "", hs ? slen : 0, ks, sizeof ks);
+    text_printable(ht ? t : "", ht ? tlen : 0, kt, sizeof kt);
+    text_printable(v->type, v->type_len, ktype, sizeof ktype);
+    snprintf(v->key, sizeof v->key, "%s -> %s (%s)", ks, kt, ktype);
     if (!hs || !parse_uuid(s, slen, v->src)) {
         add_rej(o, "source_id", "edge_skipped", hs ? "not a UUID" : "missing");
         o->row_ok = false;

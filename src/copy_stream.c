@@ -13,7 +13,12 @@
 #include <string.h>
 
 #define CHUNK_BYTES (256 * 1024)       /* COPY data per queued chunk */
-#define QUEUE_BYTES (4 * 1024 * 1024)  /* how far a reader may run ahead of its connection */
+/* How far a reader may run ahead of its connection: 8 MB shared by the streams, at least 1 MB
+ * and at most 4 MB each (16 chunks: enough to cover the end of one batch and the start of the
+ * next, when the connection waits on the server). */
+#define QUEUE_BYTES_ALL (8 * 1024 * 1024)
+#define QUEUE_BYTES_MIN (1024 * 1024)
+#define QUEUE_BYTES_MAX (4 * 1024 * 1024)
 #define MAX_RETRIES 20                 /* batches redone after a key conflict or deadlock */
 
 /* ---- rejections ----------------------------------------------------------------------------- */
@@ -835,7 +840,9 @@ bool copy_stream_range(copy_worker *w, copy_range *r)
     copy_shared *sh = w->sh;
     for (int attempt = 0;; attempt++) {
         reader rd = {.sh = sh, .r = r, .from = r->read_from};
-        rd.q = copy_queue_new(QUEUE_BYTES);
+        int jobs = sh->req->jobs > 0 ? sh->req->jobs : 1;
+        size_t budget = QUEUE_BYTES_ALL / (size_t) jobs;
+        rd.q = copy_queue_new(budget < QUEUE_BYTES_MIN ? QUEUE_BYTES_MIN : budget > QUEUE_BYTES_MAX ? QUEUE_BYTES_MAX : budget);
         if (!rd.q) {
             copy_fail(sh, COPY_FAILED, "out of memory");
             return false;
