@@ -169,9 +169,9 @@ check-valgrind: deps
 	$(MAKE) all build/rel/tests/embed-server
 	scripts/check-valgrind
 
-# `make demo`: a real vestige store copied into a throwaway PostgreSQL with pgvector.
-demo: deps
-	$(MAKE) all
+# `make demo`: a real vestige store copied into a throwaway PostgreSQL with pgvector. The script
+# installs the dependencies and builds by itself (so that it also runs where make is not installed yet).
+demo:
 	KEEP=$(KEEP) scripts/demo
 
 bench-copy: deps
