@@ -24,6 +24,13 @@ ifneq ($(STATIC),)
   BUILD_KIND := static-$(STATIC)
   CFLAGS  = $(BASEFL) -O2 -g
   LDFL   := -static
+else ifeq ($(FUZZ),1)
+  # FUZZ=1: the fuzz targets under libFuzzer (`make fuzz`): clang, coverage instrumentation, ASan + UBSan.
+  OUT    := build/fuzz
+  CC     := clang
+  CFLAGS  = $(BASEFL) -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+            -fno-sanitize-recover=undefined
+  LDFL   := -fsanitize=fuzzer,address,undefined
 else ifeq ($(SAN),1)
   OUT    := build/san
   CFLAGS  = $(BASEFL) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -44,9 +51,10 @@ TOOLS    := $(patsubst src/tools/%.c,%,$(wildcard src/tools/*.c))
 UNIT_SRC := $(wildcard tests/unit/*.c)
 INT_SRC  := $(wildcard tests/integration/*.c)
 TCOMMON  := $(wildcard tests/common/*.c)
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 
 .PHONY: all check check-unit check-integration demo install clean lint bench-copy bench-verify bench-reembed bench-search bench-upgrade deps \
-        static dist bench-static
+        static dist bench-static fuzz fuzz-build check-valgrind
 
 all: bin/pgmemctl $(addprefix bin/,$(TOOLS))
 
@@ -114,13 +122,35 @@ $(OUT)/tests/embed-server: tests/fixtures/embed_server.c $(OUT)/libpgmemctl.a
 	$(CC) $(CFLAGS) $(shell pkg-config --cflags libmicrohttpd) $(LDFL) -o $@ $< $(OUT)/libpgmemctl.a \
 	  $(LIBS) $(shell pkg-config --libs libmicrohttpd)
 
+# Fuzz targets (tests/fuzz/fuzz_NAME.c). $(OUT)/fuzz-replay/NAME: the target with replay.c's main, which
+# runs it on files (make check replays tests/fuzz/corpus/NAME through the SAN=1 build);
+# build/fuzz/fuzz/NAME (FUZZ=1): the target under libFuzzer, for `make fuzz`.
+$(OUT)/fuzz-replay/%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.h $(OUT)/libpgmemctl.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests $(LDFL) -o $@ $< tests/fuzz/replay.c $(OUT)/libpgmemctl.a $(LIBS)
+
+$(OUT)/fuzz/%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(OUT)/libpgmemctl.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests $(LDFL) -o $@ $< $(OUT)/libpgmemctl.a $(LIBS)
+
+fuzz-build: $(addprefix $(OUT)/fuzz/,$(FUZZ_TARGETS))
+
+# `make fuzz FUZZ_SECONDS=N`: each target under libFuzzer for N seconds (scripts/fuzz; findings in
+# build/fuzz/findings/). FUZZ_TARGETS=NAME… runs only those.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	scripts/install-deps --with-fuzz
+	$(MAKE) FUZZ=1 fuzz-build
+	scripts/fuzz --seconds $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 deps:
 	scripts/install-deps
 
 # `make check`: installs what it needs (PostgreSQL 17 and 15.18 for the major-upgrade tests too, and the
 # static build's libraries: the first time builds of several minutes, cached afterwards), builds with
-# ASan/UBSan and the static binary (whose empty-root tests run with the others), runs unit then
-# integration tests against throwaway PostgreSQL sandboxes that it starts and stops itself.
+# ASan/UBSan and the static binary (whose empty-root tests run with the others), runs unit tests, the
+# replay of the fuzz corpus (tests/fuzz/corpus) and integration tests against throwaway PostgreSQL
+# sandboxes that it starts and stops itself.
 check: deps
 	scripts/install-deps --with-pg17 --with-pg15-main >/dev/null
 	$(MAKE) SAN=1 check-build
@@ -129,11 +159,19 @@ check: deps
 
 .PHONY: check-build
 check-build: $(OUT)/bin/pgmemctl $(addprefix $(OUT)/bin/,$(TOOLS)) $(OUT)/tests/unit $(OUT)/tests/integration \
-             $(OUT)/tests/embed-server
+             $(OUT)/tests/embed-server $(addprefix $(OUT)/fuzz-replay/,$(FUZZ_TARGETS))
 
-# `make demo`: a real vestige store copied into a throwaway PostgreSQL with pgvector.
-demo: deps
-	$(MAKE) all
+# `make check-valgrind`: copy, verify and reembed (with the loopback embedding server) under valgrind's
+# memcheck, against a throwaway sandbox (scripts/check-valgrind): fails on any memcheck error or
+# definitely lost block. The release build, since valgrind cannot run the sanitizer one.
+check-valgrind: deps
+	scripts/install-deps --with-valgrind
+	$(MAKE) all build/rel/tests/embed-server
+	scripts/check-valgrind
+
+# `make demo`: a real vestige store copied into a throwaway PostgreSQL with pgvector. The script
+# installs the dependencies and builds by itself (so that it also runs where make is not installed yet).
+demo:
 	KEEP=$(KEEP) scripts/demo
 
 bench-copy: deps

@@ -20,21 +20,61 @@ static void setting(pg_conn *c, const char *name, char *buf, size_t len)
     free(v);
 }
 
-static bool read_env(pg_conn *c, bench_env *env, bool *refused)
+/* The version of the vector extension installed in c's database into env; with may_create
+ * (a scratch run, which writes anyway) creates it first when it is missing. Sets *refused when
+ * the database has none and it cannot be created: nothing was written then. */
+static bool vector_extension(pg_conn *c, bool may_create, bench_env *env, bool *refused)
 {
     bool found;
     char *v = pg_query_text(c, "SELECT extversion FROM pg_extension WHERE extname = 'vector'", 0, NULL, &found);
-    if (!found) {
-        if (pg_errmsg(c)[0])
-            log_error("bench: reading pg_extension: %s", pg_errmsg(c));
-        else
-            log_error("bench: the vector extension is not installed in this database (CREATE EXTENSION vector)");
-        *refused = !pg_errmsg(c)[0];
+    if (!found && pg_errmsg(c)[0]) {
+        log_error("bench: reading pg_extension: %s", pg_errmsg(c));
         free(v);
         return false;
     }
-    snprintf(env->pgvector_version, sizeof env->pgvector_version, "%s", v);
+    if (!found && !may_create) {
+        log_error("bench: the vector extension is not installed in this database, so it holds no memory store to "
+                  "measure (CREATE EXTENSION vector, then pgmemctl migrate up and copy or reembed)");
+        *refused = true;
+    } else if (!found) {
+        free(v);
+        char *who = pg_query_text(c, "SELECT format('database %I as role %I', current_database(), current_user)", 0,
+                                  NULL, &found);
+        char *avail = pg_query_text(c, "SELECT default_version FROM pg_available_extensions WHERE name = 'vector'", 0,
+                                    NULL, &found);
+        if (!found) {
+            log_error("bench: the vector extension is not installed in this database and the server has no pgvector "
+                      "to install (pg_available_extensions has no vector): install pgvector on the database server "
+                      "(Debian: apt-get install postgresql-%d-pgvector), then run CREATE EXTENSION vector; in %s",
+                      pg_server_version(c) / 10000, who ? who : "this database");
+            *refused = true;
+            v = NULL;
+        } else if (!pg_run(c, "CREATE EXTENSION IF NOT EXISTS vector", 0, NULL)) {
+            log_error("bench: the vector extension is not installed and this role may not create it: %s%s%s%s. "
+                      "Have a superuser (or a role that may) run, in %s: CREATE EXTENSION vector;",
+                      pg_errmsg(c), pg_sqlstate(c)[0] ? " (SQLSTATE " : "", pg_sqlstate(c), pg_sqlstate(c)[0] ? ")" : "",
+                      who ? who : "this database");
+            *refused = true;
+            v = NULL;
+        } else {
+            v = pg_query_text(c, "SELECT extversion FROM pg_extension WHERE extname = 'vector'", 0, NULL, &found);
+            env->vector_created = true;
+            log_info("bench: created the vector extension %s in %s (CREATE EXTENSION vector); it stays installed",
+                     v ? v : "?", who ? who : "this database");
+        }
+        free(who);
+        free(avail);
+    }
+    if (v)
+        snprintf(env->pgvector_version, sizeof env->pgvector_version, "%s", v);
     free(v);
+    return env->pgvector_version[0] != '\0';
+}
+
+static bool read_env(pg_conn *c, bool may_create, bench_env *env, bool *refused)
+{
+    if (!vector_extension(c, may_create, env, refused))
+        return false;
     /* loads pgvector's library in this session, so that its settings (hnsw.*) exist */
     if (!pg_run(c, "SELECT NULL::vector", 0, NULL)) {
         log_error("bench: the vector type is not usable on this session's search_path: %s", pg_errmsg(c));
@@ -184,32 +224,60 @@ static bool run_target(pg_conn *c, const bench_request *req, bench_result *res)
     return ok;
 }
 
+/* The sample of a scratch run: the file, checked to hold the largest store and the query set
+ * after it, or generated memories. NULL after logging (res->refused when it is the sample's
+ * fault). */
+static bench_sample *open_sample(const bench_request *req, int64_t largest, int *dim, bench_result *res)
+{
+    if (!req->sample) {
+        *dim = req->dim;
+        return bench_sample_generate(req->seed, req->dim);
+    }
+    int64_t sample_rows = 0;
+    bench_sample *s = bench_sample_open(req->sample, &sample_rows, dim);
+    if (s && sample_rows < largest + req->queries) {
+        int64_t left = sample_rows - largest;
+        if (left > 0)
+            log_error("bench: --queries %d is more than the %lld memories %s has after the largest scratch store "
+                      "(--scratch %lld of its %lld; the query set is held out of the stores): use --queries %lld or "
+                      "less, build a larger sample (%lld memories), or leave out --sample to generate the memories",
+                      req->queries, (long long) left, req->sample, (long long) largest, (long long) sample_rows,
+                      (long long) left, (long long) largest + req->queries);
+        else
+            log_error("bench: %s has %lld memories with an embedding; --scratch %lld and --queries %d need %lld (the "
+                      "query set is held out of the stores): build a larger sample, or leave out --sample to "
+                      "generate the memories",
+                      req->sample, (long long) sample_rows, (long long) largest, req->queries,
+                      (long long) largest + req->queries);
+        bench_sample_close(s);
+        s = NULL;
+    }
+    res->refused = s == NULL;
+    return s;
+}
+
 static bool run_scratch(pg_conn *c, const bench_request *req, bench_result *res)
 {
-    int64_t sample_rows = 0, largest = 0;
+    int64_t largest = 0;
     int dim = 0;
     for (int i = 0; i < req->nscratch; i++)
         if (req->scratch[i] > largest)
             largest = req->scratch[i];
-    bench_sample *s = bench_sample_open(req->sample, &sample_rows, &dim);
-    if (!s) {
-        res->refused = true;
+    bench_sample *s = open_sample(req, largest, &dim, res);
+    if (!s)
         return false;
-    }
-    if (sample_rows < largest + req->queries) {
-        log_error("bench: %s has %lld memories with an embedding; --scratch %lld and --queries %d need %lld "
-                  "(the query set is held out of the stores): build a larger sample",
-                  req->sample, (long long) sample_rows, (long long) largest, req->queries,
-                  (long long) (largest + req->queries));
+    if (!read_env(c, true, &res->env, &res->refused)) {
         bench_sample_close(s);
-        res->refused = true;
         return false;
     }
+    if (!req->sample)
+        log_info("bench: generating the scratch memories (seed %llu, builtin:hash-%d embeddings)",
+                 (unsigned long long) req->seed, req->dim);
     bench_query_set qs = {0};
     bool ok = bench_sample_queries(s, largest, req->queries, &qs);
     if (ok)
-        log_info("bench: %d queries: sample memories %lld..%lld, held out of every scratch store", qs.n,
-                 (long long) largest + 1, (long long) (largest + qs.n));
+        log_info("bench: %d queries: %s memories %lld..%lld, held out of every scratch store", qs.n,
+                 req->sample ? "sample" : "generated", (long long) largest + 1, (long long) largest + qs.n);
     for (int i = 0; ok && i < req->nscratch; i++) {
         bench_store *st = &res->stores[res->nstores++];
         ok = bench_scratch_load(c, req, s, req->scratch[i], dim, st);
@@ -243,9 +311,9 @@ bool bench_run(pg_conn *c, const bench_request *req, bench_result *res)
     bool ok = req->nscratch > 0 || pg_run(c, "SET default_transaction_read_only = on", 0, NULL);
     if (!ok)
         log_error("bench: could not make the session read-only: %s", pg_errmsg(c));
-    ok = ok && read_env(c, &res->env, &res->refused);
     if (ok)
-        ok = req->nscratch > 0 ? run_scratch(c, req, res) : run_target(c, req, res);
+        ok = req->nscratch > 0 ? run_scratch(c, req, res)
+                               : read_env(c, false, &res->env, &res->refused) && run_target(c, req, res);
     res->seconds = bench_now() - t0;
     if (!ok)
         snprintf(res->error, sizeof res->error, "%s", log_last_error()[0] ? log_last_error() : "the run failed");

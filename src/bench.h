@@ -26,7 +26,10 @@ typedef struct {
     const char *conninfo;      /* to open the --concurrency connections; NULL: libpq defaults */
     const int64_t *scratch;    /* scratch sizes (rows), nscratch of them; 0 of them: the target */
     int nscratch;
-    const char *sample;        /* --sample FILE.db (vestige SQLite from the sample builder) */
+    const char *sample;        /* --sample FILE.db (vestige SQLite from the sample builder); NULL:
+                                  scratch stores of generated memories (sample_text.h) */
+    uint64_t seed;             /* generated memories: --seed */
+    int dim;                   /* generated memories: --dim, their builtin:hash-DIM embedding */
     int queries;               /* --queries: query-set size (>= 1) */
     int k;                     /* --k (1..1000) */
     int fetch;                 /* candidates per side of the hybrid query (4 * k) */
@@ -122,6 +125,7 @@ typedef struct {
     char hnsw_ef_search[16], hnsw_iterative_scan[32];  /* "" when the setting does not exist */
     int client_cpus;
     int libpq_version;
+    bool vector_created;       /* this run created the vector extension (scratch runs only) */
 } bench_env;
 
 typedef struct {
@@ -132,13 +136,16 @@ typedef struct {
     double seconds;
     char error[512];           /* set when the run failed */
     bool refused;              /* failed before measuring or writing anything: the database or the
-                                  sample cannot be benchmarked (no vector extension, sample too
-                                  small or unreadable); the command exits 2 */
+                                  sample cannot be benchmarked (no vector extension that this role
+                                  may create, sample too small or unreadable); the command exits 2 */
 } bench_result;
 
 /* Runs the benchmark on c (a connection to the target database) as req says: with scratch
- * sizes, for each one creates the scratch schema pgmemctl_bench_<backend pid> (refusing if the
- * vector extension is missing), loads the first N memories of the sample with binary COPY,
+ * sizes, checks the sample (req->sample, or generated memories) holds the largest size plus the
+ * query set, creates the vector extension when the database lacks it (CREATE EXTENSION vector,
+ * kept afterwards; refused when the server has no pgvector or the role may not create it, with
+ * the statement to run), then for each size creates the scratch schema
+ * pgmemctl_bench_<backend pid>, loads the first N memories of the sample with binary COPY,
  * builds the HNSW index (unless no_index), measures, and drops the schema — also after a
  * failure. Without, measures the store's own memories table with the session and every
  * transaction read-only. Measurement: the query set (scratch: the sample's memories after the

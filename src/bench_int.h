@@ -1,5 +1,5 @@
-/* bench_int.h — what the modules of pgmemctl bench share: the embedded SQL, the sample file
- * (scratch loads and the held-out query set), the query set, the measurement passes, the
+/* bench_int.h — what the modules of pgmemctl bench share: the embedded SQL, the sample (a file
+ * or generated; scratch loads and the held-out query set), the query set, the measurement passes, the
  * pgbench comparison. Not for use outside bench*.c. */
 #ifndef PGMEMCTL_BENCH_INT_H
 #define PGMEMCTL_BENCH_INT_H
@@ -39,18 +39,27 @@ typedef struct bench_sample bench_sample;
  * read-only; *rows = memories that have an embedding, *dim = their dimension (from the first
  * one). Returns NULL after logging when the file cannot be used. Close with bench_sample_close. */
 bench_sample *bench_sample_open(const char *path, int64_t *rows, int *dim);
+
+/* A generated sample of any size: memory i is sample_text_memory(seed, i) (short notes on 30
+ * topics, the topic as first tag and domain) with its builtin:hash-dim embedding, computed when
+ * it is loaded or queried; nothing is read or written. dim: 1..VEC_MAX_DIM (the caller checks).
+ * Returns NULL after logging (out of memory). Close with bench_sample_close. */
+bench_sample *bench_sample_generate(uint64_t seed, int dim);
+
+/* Closes a sample from bench_sample_open or bench_sample_generate; NULL-safe. */
 void bench_sample_close(bench_sample *s);
 
-/* The query set: n memories of the sample from position offset (0-based, rowid order) on:
- * their vector, the words of their content, and their first tag (the Debian section) as the
- * domain filter. Returns false after logging. */
+/* The query set: n memories of the sample from position offset (0-based: rowid order in a
+ * file, the index of a generated one) on: their vector, the words of their content, and their
+ * first tag (a file's Debian section, a generated memory's topic) as the domain filter.
+ * Returns false after logging. */
 bool bench_sample_queries(bench_sample *s, int64_t offset, int n, bench_query_set *out);
 
 /* Creates the scratch schema pgmemctl_bench_<backend pid> (name in st->schema; leftovers of
  * earlier runs whose backend is gone are dropped first), puts it first on search_path, creates
  * the store's schema there (migration 0001_init, as pgmemctl migrate does) with embedding
- * vector(dim), loads the first rows memories of
- * the sample with binary COPY (domains = the first tag), runs VACUUM ANALYZE and, unless
+ * vector(dim), loads the first rows memories of the sample (file or generated) with binary COPY
+ * (domains = the first tag), runs VACUUM ANALYZE and, unless
  * req->no_index, builds the HNSW index with req's m, ef_construction and maintenance_work_mem,
  * watching pgvector's notice about maintenance_work_mem. Fills st's load figures. False after
  * logging; the caller drops the schema either way (bench_scratch_drop). */

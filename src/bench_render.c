@@ -72,8 +72,9 @@ static cJSON *store_json(const bench_request *req, const bench_store *st)
     cJSON *q = cJSON_AddObjectToObject(o, "queries");
     cJSON_AddNumberToObject(q, "count", st->nqueries);
     cJSON_AddNumberToObject(q, "with_domains", st->nqueries_domain);
-    cJSON_AddStringToObject(q, "source", st->scratch ? "sample memories held out of the store"
-                                                     : "the first memories with a vector, by id");
+    cJSON_AddStringToObject(q, "source", !st->scratch  ? "the first memories with a vector, by id"
+                                         : req->sample ? "sample memories held out of the store"
+                                                       : "generated memories held out of the store");
     cJSON_AddNumberToObject(q, "fts_hit_rate", r3(st->fts_hit_rate));
     cJSON_AddNumberToObject(q, "fts_matches_mean", round(st->fts_matches_mean * 10) / 10);
     report_add_int(q, "fts_matches_max", st->fts_matches_max);
@@ -226,6 +227,16 @@ cJSON *bench_render_json(const bench_request *req, const bench_result *res)
         for (int i = 0; i < req->nscratch; i++)
             cJSON_AddItemToArray(a, cJSON_CreateNumber((double) req->scratch[i]));
         report_add_str(op, "sample", req->sample);
+        if (req->sample) {
+            cJSON_AddNullToObject(op, "generated");
+        } else {
+            cJSON *g = cJSON_AddObjectToObject(op, "generated");
+            cJSON_AddNumberToObject(g, "seed", (double) req->seed);
+            cJSON_AddNumberToObject(g, "dimension", req->dim);
+            char model[32];
+            snprintf(model, sizeof model, "builtin:hash-%d", req->dim);
+            cJSON_AddStringToObject(g, "embedding_model", model);
+        }
         cJSON_AddBoolToObject(op, "no_index", req->no_index);
         cJSON_AddNumberToObject(op, "m", req->hnsw_m);
         cJSON_AddNumberToObject(op, "ef_construction", req->hnsw_ef_construction);
@@ -244,6 +255,7 @@ cJSON *bench_render_json(const bench_request *req, const bench_result *res)
     add_setting(env, "server_version", e->server_version);
     cJSON_AddNumberToObject(env, "server_version_num", e->server_version_num);
     add_setting(env, "pgvector", e->pgvector_version);
+    cJSON_AddBoolToObject(env, "pgvector_created_by_this_run", e->vector_created);
     cJSON *set = cJSON_AddObjectToObject(env, "settings");
     add_setting(set, "shared_buffers", e->shared_buffers);
     add_setting(set, "maintenance_work_mem", e->maintenance_work_mem);

@@ -14,8 +14,12 @@
 
 const opt_spec cmd_bench_specs[] = {
     {"scratch", 0, OPT_STRING, NULL, false, "N[,N...]",
-     "measure scratch stores of N memories loaded from --sample (in a schema dropped afterwards)"},
-    {"sample", 0, OPT_STRING, NULL, true, "FILE.db", "--scratch: vestige SQLite store from pgmemctl-sample"},
+     "measure scratch stores of N memories, generated or from --sample (in a schema dropped afterwards)"},
+    {"sample", 0, OPT_STRING, NULL, true, "FILE.db",
+     "--scratch: load a vestige SQLite store from pgmemctl-sample instead of generating the memories"},
+    {"seed", 0, OPT_INT, "1", true, "S", "--scratch without --sample: seed of the generated memories"},
+    {"dim", 0, OPT_INT, "768", true, "D",
+     "--scratch without --sample: dimension of their builtin:hash-D embeddings (1..2000; with --no-index 1..16000)"},
     {"queries", 0, OPT_INT, "200", true, "Q", "query-set size: every kind runs every query once per ef_search"},
     {"k", 0, OPT_INT, "10", true, "K", "results per query (recall@K)"},
     {"ef-search", 0, OPT_STRING, "20,40,100,200", true, "LIST",
@@ -44,17 +48,19 @@ void cmd_bench_help(void)
 {
     printf("usage: pgmemctl bench [-d TARGET] [--queries Q] [--k K] [--ef-search LIST] [--concurrency LIST]\n"
            "                      [--duration SECONDS] [--warmup Q] [--raw] [--plot FILE.svg] [--compare OLD.json]\n"
-           "       pgmemctl bench --scratch N[,N...] --sample FILE.db [options]\n"
+           "       pgmemctl bench --scratch N[,N...] [--sample FILE.db | --seed S --dim D] [options]\n"
            "       pgmemctl bench --compare OLD.json NEW.json [--max-regression PCT]\n"
            "\n"
            "Measures the memory store's searches: vector top-k, full-text and the hybrid RRF query\n"
            "(sql/search_hybrid.sql): latency p50/p95/p99/max per kind and hnsw.ef_search, recall@K against\n"
            "exact search, QPS per concurrency level, and pgmemctl's own overhead against pgbench. On the\n"
-           "target store it only reads (READ ONLY transactions); with --scratch it loads scratch stores\n"
-           "from a sample file, measures them and drops them. JSON on stdout, a table on stderr.\n"
+           "target store it only reads (READ ONLY transactions); with --scratch it loads scratch stores of\n"
+           "generated memories (or from a sample file), measures them and drops them, creating the vector\n"
+           "extension first when the database lacks it. JSON on stdout, a table on stderr.\n"
            "\n"
            "Exit codes: 0 done, 3 done but --check-targets or --max-regression found a miss, 1 failed,\n"
-           "2 usage error or refused before measuring (no vector extension, sample too small).\n\noptions:\n");
+           "2 usage error or refused before measuring (no vector extension that this role may create, sample\n"
+           "too small).\n\noptions:\n");
     opts_print_help(cmd_bench_specs, opts_count(cmd_bench_specs));
     printf("\nSee pgmemctl-bench(1).\n");
 }
@@ -175,6 +181,8 @@ int cmd_bench(const global_ctx *g, int argc, char **argv)
         .hnsw_ef_construction = (int) opts_int(&o, "ef-construction"),
         .maintenance_work_mem = opts_str(&o, "maintenance-work-mem"),
         .pgbench = opts_bool(&o, "no-pgbench") ? "" : opts_str(&o, "pgbench"),
+        .seed = (uint64_t) opts_int(&o, "seed"),
+        .dim = (int) opts_int(&o, "dim"),
     };
     if (opts_int(&o, "queries") < 1 || opts_int(&o, "queries") > 100000 || opts_int(&o, "k") < 1 ||
         opts_int(&o, "k") > 1000 || opts_int(&o, "warmup") < 0 || opts_int(&o, "warmup") > 100000 ||
@@ -206,14 +214,21 @@ int cmd_bench(const global_ctx *g, int argc, char **argv)
             scratch[i] = sizes[i];
         req.scratch = scratch;
         req.nscratch = nsizes;
-        if (!req.sample) {
-            log_error("bench: --scratch needs --sample FILE.db, a vestige store from the sample builder "
-                      "(apt-cache dumpavail | pgmemctl-sample --out FILE.db -n N, or scripts/make-vestige-sample)");
+        if (req.sample && (opts_flag_given(&o, "seed") || opts_flag_given(&o, "dim"))) {
+            log_error("bench: --seed and --dim are for generated memories: leave them out with --sample");
             goto done;
         }
-    } else if (opts_flag_given(&o, "sample") || req.no_index || opts_flag_given(&o, "m") ||
+        long long seed = opts_int(&o, "seed"), dim = opts_int(&o, "dim");
+        if (seed < 0 || seed > 9007199254740991LL || dim < 1 || dim > (req.no_index ? 16000 : 2000)) {
+            log_error("bench: out of range: --seed 0..9007199254740991, --dim 1..2000 (1..16000 with --no-index: "
+                      "pgvector indexes at most 2000 dimensions)");
+            goto done;
+        }
+    } else if (opts_flag_given(&o, "sample") || opts_flag_given(&o, "seed") || opts_flag_given(&o, "dim") ||
+               req.no_index || opts_flag_given(&o, "m") ||
                opts_flag_given(&o, "ef-construction") || opts_flag_given(&o, "maintenance-work-mem")) {
-        log_error("bench: --sample, --no-index, --m, --ef-construction and --maintenance-work-mem go with --scratch");
+        log_error("bench: --sample, --seed, --dim, --no-index, --m, --ef-construction and --maintenance-work-mem go "
+                  "with --scratch");
         goto done;
     }
     if (opts_str(&o, "compare") && !(old_doc = load_json(opts_str(&o, "compare"))))

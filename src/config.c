@@ -141,21 +141,20 @@ static bool parse_section(reader *r, config *cfg, const config_section *sec)
     }
 }
 
-config *config_load(const char *path, const config_section *sections, int nsections)
+/* Reads the config from f when it is not NULL, else from text[0, len); path names it in messages. */
+static config *config_read(const char *path, FILE *f, const char *text, size_t len, const config_section *sections,
+                           int nsections)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        log_error("%s: cannot open config file: %m", path);
-        return NULL;
-    }
     config *cfg = calloc(1, sizeof *cfg);
     reader r = {.path = path};
     if (!cfg || !(cfg->path = strdup(path)) || !yaml_parser_initialize(&r.parser)) {
-        fclose(f);
         config_free(cfg);
         return NULL;
     }
-    yaml_parser_set_input_file(&r.parser, f);
+    if (f)
+        yaml_parser_set_input_file(&r.parser, f);
+    else
+        yaml_parser_set_input_string(&r.parser, (const unsigned char *) text, len);
     bool ok = false;
     /* stream start, document start (or an empty stream), top-level mapping */
     if (!next_event(&r) || r.ev.type != YAML_STREAM_START_EVENT || !next_event(&r))
@@ -214,12 +213,29 @@ done:
     if (r.have_ev)
         yaml_event_delete(&r.ev);
     yaml_parser_delete(&r.parser);
-    fclose(f);
     if (!ok) {
         config_free(cfg);
         return NULL;
     }
     return cfg;
+}
+
+config *config_load(const char *path, const config_section *sections, int nsections)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        log_error("%s: cannot open config file: %m", path);
+        return NULL;
+    }
+    config *cfg = config_read(path, f, NULL, 0, sections, nsections);
+    fclose(f);
+    return cfg;
+}
+
+config *config_parse(const char *text, size_t len, const char *display, const config_section *sections,
+                     int nsections)
+{
+    return config_read(display, NULL, text ? text : "", text ? len : 0, sections, nsections);
 }
 
 void config_free(config *cfg)

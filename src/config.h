@@ -7,6 +7,7 @@
 #include "opts.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 
 typedef struct {
     const char *section;      /* command name */
@@ -31,6 +32,13 @@ struct config {
  * Returns a new config (config_free) or NULL after logging "<file>:<line>:<col>: <problem>".
  * A missing file is an error here; the caller decides whether a default path is optional. */
 config *config_load(const char *path, const config_section *sections, int nsections);
+
+/* The same from memory: text[0, len) is the file's content (need not be NUL-terminated; NULL
+ * only with len 0, read as an empty file), display names it in messages instead of a path
+ * (copied). Returns a new config (config_free) or NULL after logging the problem, exactly as
+ * config_load. The text is not kept. */
+config *config_parse(const char *text, size_t len, const char *display, const config_section *sections,
+                     int nsections);
 void config_free(config *cfg);
 
 /* The scalar for section/key (section NULL for top level), or NULL; line and col may be NULL. */

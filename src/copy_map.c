@@ -22,12 +22,15 @@ static void add_rej(map_outcome *o, const char *field, const char *action, const
     if (o->nrej >= (int) (sizeof o->rej / sizeof o->rej[0]))
         return;
     map_reject *r = &o->rej[o->nrej++];
-    snprintf(r->field, sizeof r->field, "%s", field);
+    /* both are stored in PostgreSQL text and printed in JSON: valid UTF-8, whatever they quote */
+    text_printable(field, strlen(field), r->field, sizeof r->field);
     r->action = action;
+    char reason[sizeof r->reason];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(r->reason, sizeof r->reason, fmt, ap);
+    vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
+    text_printable(reason, strlen(reason), r->reason, sizeof r->reason);
 }
 
 static int find_col(char **cols, int n, const char *name)
@@ -179,9 +182,13 @@ static cJSON *json_of_col(sqlite3_stmt *st, int i, const char *name, char *why, 
             return cJSON_CreateNull();
         }
         if (!strcmp(name, "metadata") && len > 0) { /* a JSON document kept as JSON */
-            cJSON *j = cJSON_ParseWithLength(s, len);
-            if (j)
+            const char *end = NULL;
+            cJSON *j = cJSON_ParseWithLengthOpts(s, len, &end, false);
+            while (j && end < s + len && strchr(" \t\r\n", *end))
+                end++;
+            if (j && end == s + len) /* nothing but white space after it: all of the text is JSON */
                 return j;
+            cJSON_Delete(j);
         }
         return cJSON_CreateString(s);
     }
@@ -207,19 +214,26 @@ static char *build_metadata(sqlite3_stmt *st, int first, char **cols, int ncols,
         char why[200];
         bool bad = false;
         cJSON *val = json_of_col(st, first + c, cols[c], why, sizeof why, &bad);
-        if (!val) {
+        /* jsonb keys must be valid UTF-8 too: a column name that is not keeps its other bytes as \xHH */
+        size_t nlen = strlen(cols[c]);
+        bool utf8 = text_check(cols[c], nlen, NULL, 0);
+        char *escaped = utf8 ? NULL : malloc(4 * nlen + 1);
+        if (!val || (!utf8 && !escaped)) {
+            cJSON_Delete(val);
             cJSON_Delete(obj);
             *oom = true;
             return NULL;
         }
+        if (escaped)
+            text_printable(cols[c], nlen, escaped, 4 * nlen + 1);
+        const char *key = escaped ? escaped : cols[c];
         if (bad) {
-            char field[64];
-            snprintf(field, sizeof field, "%s", cols[c]);
-            add_rej(o, field, "row_skipped", "%s", why);
+            add_rej(o, key, "row_skipped", "%s", why);
             o->row_ok = false;
             (void) table;
         }
-        cJSON_AddItemToObject(obj, cols[c], val);
+        cJSON_AddItemToObject(obj, key, val);
+        free(escaped);
     }
     if (extra_key)
         cJSON_AddStringToObject(obj, extra_key, extra_val);
@@ -433,24 +447,24 @@ void copy_map_node_key(sqlite3_stmt *st, int col, int64_t rowid, char *key, size
     size_t len;
     if (!col_text(st, col, &s, &len))
         snprintf(key, size, "rowid %lld", (long long) rowid);
-    else
-        snprintf(key, size, "%.*s", (int) (len > 64 ? 64 : len), s);
+    else /* at most 64 bytes, as reports show it */
+        text_printable(s, len, key, size < 65 ? size : 65);
 }
 
 void copy_map_edge_key(sqlite3_stmt *st, int i_src, int i_tgt, int i_type, char *key, size_t size)
 {
-    const char *v[3];
-    size_t len[3];
+    char part[3][41]; /* each at most 40 bytes, valid UTF-8 */
     int cols[3] = {i_src, i_tgt, i_type};
     for (int k = 0; k < 3; k++) {
-        if (!col_text(st, cols[k], &v[k], &len[k])) {
-            v[k] = "";
-            len[k] = 0;
+        const char *v;
+        size_t len;
+        if (!col_text(st, cols[k], &v, &len)) {
+            v = "";
+            len = 0;
         }
-        if (len[k] > 40)
-            len[k] = 40;
+        text_printable(v, len, part[k], sizeof part[k]);
     }
-    snprintf(key, size, "%.*s -> %.*s (%.*s)", (int) len[0], v[0], (int) len[1], v[1], (int) len[2], v[2]);
+    snprintf(key, size, "%s -> %s (%s)", part[0], part[1], part[2]);
 }
 
 bool copy_map_node(const node_query *q, sqlite3_stmt *st, const map_ctx *ctx, node_values *v, map_outcome *o)

@@ -85,12 +85,13 @@ typedef struct {
 } node_values;
 
 /* The key a knowledge_nodes row is reported and recorded under (rejections,
- * pgmemctl_copy_rejects.source_key): result column col of st (the id) as text, at most 64 bytes,
- * or "rowid N" when it is NULL. key: size bytes, NUL-terminated. */
+ * pgmemctl_copy_rejects.source_key): result column col of st (the id) as text_printable makes
+ * it (valid UTF-8), at most 64 bytes, or "rowid N" when it is NULL. key: size bytes,
+ * NUL-terminated. */
 void copy_map_node_key(sqlite3_stmt *st, int col, int64_t rowid, char *key, size_t size);
 
-/* The same for an edge row: "source -> target (type)" from those result columns, each at most
- * 40 bytes (empty when NULL). */
+/* The same for an edge row: "source -> target (type)" from those result columns, each made
+ * printable and at most 40 bytes (empty when NULL). */
 void copy_map_edge_key(sqlite3_stmt *st, int i_src, int i_tgt, int i_type, char *key, size_t size);
 
 /* Reads the current row of st (a node_query statement) into v and o. Pointers in v point into

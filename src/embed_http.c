@@ -4,6 +4,7 @@
 #include "embed_http.h"
 
 #include "log.h"
+#include "parse.h"
 #include "redact.h"
 
 #include <dirent.h>
@@ -341,19 +342,19 @@ void embed_http_server_message(const char *body, size_t len, char *msg, size_t m
     if (tlen == 0) {
         snprintf(msg, msglen, "(empty body)");
     } else {
-        size_t keep = tlen;
-        bool cut = keep > msglen - 1;
-        if (cut)
-            keep = msglen > 4 ? embed_http_utf8_prefix(text, tlen, msglen - 4) : 0;
-        for (size_t i = 0; i < keep; i++) {
-            unsigned char c = (unsigned char)text[i];
-            msg[i] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+        /* valid UTF-8, since it ends up in the JSON summary: other bytes as \xHH (text_printable),
+         * cut on a character boundary */
+        if (text_printable(text, tlen, msg, msglen) < tlen) {
+            if (msglen > 4) {
+                text_printable(text, tlen, msg, msglen - 3);
+                strcat(msg, "...");
+            } else {
+                msg[0] = '\0';
+            }
         }
-        if (cut && msglen > 4) {
-            memcpy(msg + keep, "...", 3);
-            keep += 3;
-        }
-        msg[keep] = '\0';
+        for (char *p = msg; *p != '\0'; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                *p = ' ';
     }
     cJSON_Delete(root);
 }

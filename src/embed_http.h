@@ -190,8 +190,9 @@ bool embed_http_parse_response(embed_http_provider provider, const char *body, s
                                float **vectors, char *err, size_t errlen);
 
 /* The server's error message from an error response body: OpenAI's {"error": {"message": M}},
- * Ollama's {"error": M}, or else the body itself; control characters become spaces, cut to
- * msglen - 1 bytes (with "..." when cut), "(empty body)" when there is nothing. */
+ * Ollama's {"error": M}, or else the body itself; bytes that are not UTF-8 become \xHH (as
+ * text_printable writes them) and control characters spaces, cut to msglen - 1 bytes on a
+ * character boundary (with "..." when cut), "(empty body)" when there is nothing. */
 void embed_http_server_message(const char *body, size_t len, char *msg, size_t msglen);
 
 #endif

@@ -158,6 +158,38 @@ bool text_check(const char *s, size_t len, char *why, size_t whylen)
     return true;
 }
 
+size_t text_printable(const char *s, size_t len, char *out, size_t outlen)
+{
+    if (out == NULL || outlen == 0)
+        return 0;
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, o = 0;
+    while (i < len) {
+        unsigned c = p[i];
+        size_t n = 0; /* the length of the sequence c leads, 0 when it leads none */
+        if (c < 0x80)
+            n = 1;
+        else if (c >= 0xc2 && c <= 0xdf)
+            n = 2;
+        else if (c >= 0xe0 && c <= 0xef)
+            n = 3;
+        else if (c >= 0xf0 && c <= 0xf4)
+            n = 4;
+        bool valid = n > 0 && n <= len - i && text_check(s + i, n, NULL, 0);
+        size_t w = valid ? n : 4;
+        if (o + w >= outlen)
+            break;
+        if (valid)
+            memcpy(out + o, p + i, n);
+        else
+            snprintf(out + o, 5, "\\x%02X", c);
+        o += w;
+        i += valid ? n : 1;
+    }
+    out[o] = '\0';
+    return i;
+}
+
 /* ---- timestamps ------------------------------------------------------------------------------
  * Howard Hinnant, "chrono-Compatible Low-Level Date Algorithms",
  * http://howardhinnant.github.io/date_algorithms.html: days_from_civil and civil_from_days,

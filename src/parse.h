@@ -34,6 +34,15 @@ void uuid_format(const unsigned char u[16], char out[37]);
  * encoding)", "NUL byte at byte 5". ASCII is checked 8 bytes at a time. */
 bool text_check(const char *s, size_t len, char *why, size_t whylen);
 
+/* A copy of s[0..len) that is valid UTF-8 without NUL, for reports and messages that quote
+ * untrusted text (PostgreSQL text and JSON must be valid UTF-8): every valid UTF-8 sequence
+ * (U+0001..U+10FFFF) is copied as it is, every other byte (NUL included) is written as the four
+ * characters \xHH (upper-case hex). Writes into out (outlen bytes, always NUL-terminated when
+ * outlen > 0), stopping before a sequence or escape that does not fit, so a cut never splits
+ * one. Returns the number of bytes of s copied (len when everything fit). s may be NULL when
+ * len == 0. No allocation. */
+size_t text_printable(const char *s, size_t len, char *out, size_t outlen);
+
 /* ---- timestamps ------------------------------------------------------------------------------
  * Results are int64 microseconds since 2000-01-01 00:00:00 UTC, PostgreSQL's timestamptz
  * epoch (timestamptz_send's value), restricted to years 0001..9999 UTC:

@@ -18,6 +18,7 @@
 #include <sqlite3.h>
 
 #include "embed.h"
+#include "sample_rng.h"
 #include "vestige_schema.h"
 
 #define PROG "pgmemctl-sample"
@@ -98,75 +99,6 @@ static char *sample_strdup(const char *s)
     if (d == NULL)
         sample_err("out of memory");
     return d;
-}
-
-/* ---- deterministic PRNG ----------------------------------------------------------------------
- * SplitMix64 (Steele, Lea and Flood, "Fast Splittable Pseudorandom Number Generators",
- * OOPSLA 2014; constants as in Vigna's reference splitmix64.c). One independent stream per
- * purpose, so adding rows to one table does not reshuffle the others. */
-typedef struct {
-    uint64_t s;
-} sample_rng;
-
-static uint64_t sample_rng_next(sample_rng *r)
-{
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static sample_rng sample_rng_stream(uint64_t seed, uint64_t stream)
-{
-    sample_rng r = {seed ^ (stream * 0xd1b54a32d192ed03ULL)};
-    sample_rng_next(&r);
-    return r;
-}
-
-/* Uniform double in [0, 1) from the top 53 bits. */
-static double sample_rng_unit(sample_rng *r)
-{
-    return (double)(sample_rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
-}
-
-/* Integer in [0, n); n > 0. The modulo bias is below n / 2^64, irrelevant here. */
-static uint64_t sample_rng_below(sample_rng *r, uint64_t n)
-{
-    return sample_rng_next(r) % n;
-}
-
-static double sample_rng_range(sample_rng *r, double lo, double hi)
-{
-    return lo + (hi - lo) * sample_rng_unit(r);
-}
-
-static int64_t sample_rng_range_i64(sample_rng *r, int64_t lo, int64_t hi) /* [lo, hi] */
-{
-    if (hi <= lo)
-        return lo;
-    return lo + (int64_t)sample_rng_below(r, (uint64_t)(hi - lo) + 1);
-}
-
-/* UUID version 4 text (lower-case 8-4-4-4-12) from 128 PRNG bits, RFC 9562 section 5.4. */
-static void sample_uuid(sample_rng *r, char out[37])
-{
-    unsigned char b[16];
-    uint64_t hi = sample_rng_next(r), lo = sample_rng_next(r);
-    for (int i = 0; i < 8; i++) {
-        b[i] = (unsigned char)(hi >> (56 - 8 * i));
-        b[8 + i] = (unsigned char)(lo >> (56 - 8 * i));
-    }
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    static const char hex[] = "0123456789abcdef";
-    char *o = out;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            *o++ = '-';
-        *o++ = hex[b[i] >> 4];
-        *o++ = hex[b[i] & 0x0f];
-    }
-    *o = '\0';
 }
 
 /* RFC 3339 UTC with microseconds, as chrono's to_rfc3339 writes it in vestige:

@@ -1,6 +1,9 @@
 /* test_bench.c — integration tests of `pgmemctl bench` against the sandbox cluster: scratch runs
  * of 1,000 memories from a real sample (structure and sanity of every figure, the chart read by
- * xmllint, the scratch schema dropped), exact search giving recall 1, read-only behaviour on a
+ * xmllint, the scratch schema dropped), exact search giving recall 1, `bench --scratch 1000`
+ * alone on a fresh database (generated memories, the vector extension created), generated
+ * stores that repeat with their seed and take more queries than memories, the refusals (a role
+ * that may not create the extension, a sample too small), read-only behaviour on a
  * target store (pg_stat_user_tables write counters and the catalog unchanged, connected with a
  * password that is never printed), --compare on
  * two files, and usage errors. Timings are never asserted beyond their sanity (p50 <= p99,
@@ -12,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "common/testutil.h"
 #include "common/vestige_fixture.h"
@@ -439,7 +443,6 @@ Test(bench, usage_errors_exit_2_before_connecting)
     /* a database that does not exist: reaching the connection would be exit 1, not 2 */
     const char *db = "postgresql://nobody@127.0.0.1:1/none?connect_timeout=1";
     static const char *const cases[][8] = {
-        {"--scratch", "1000", NULL},
         {"--k", "0", NULL},
         {"--queries", "0", NULL},
         {"--ef-search", "0,40", NULL},
@@ -452,6 +455,14 @@ Test(bench, usage_errors_exit_2_before_connecting)
         {"unexpected", NULL},
         {"--scratch", "0", "--sample", "/tmp/x.db", NULL},
         {"--m", "40", "--ef-construction", "64", "--scratch", "10", "--sample", "/tmp/x.db"},
+        {"--seed", "5", NULL},
+        {"--dim", "64", NULL},
+        {"--scratch", "10", "--sample", "/tmp/x.db", "--seed", "2", NULL},
+        {"--scratch", "10", "--sample", "/tmp/x.db", "--dim", "64", NULL},
+        {"--scratch", "10", "--dim", "0", NULL},
+        {"--scratch", "10", "--dim", "2001", NULL},
+        {"--scratch", "10", "--no-index", "--dim", "16001", NULL},
+        {"--scratch", "10", "--seed", "-1", NULL},
         {"--bogus", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -471,21 +482,190 @@ Test(bench, usage_errors_exit_2_before_connecting)
     }
 }
 
-Test(bench, scratch_refused_without_the_vector_extension_and_with_a_small_sample)
+/* The vector extension's version in db, or NULL when it is not installed. */
+static char *vector_version(const char *db)
+{
+    return tu_query_value(db, "SELECT extversion FROM pg_extension WHERE extname = 'vector'");
+}
+
+Test(bench, scratch_alone_on_a_fresh_database)
+{
+    /* no extension, no sample, no option: what a new user types first */
+    char *db = tu_fresh_db();
+    cr_assert_null(vector_version(db), "a fresh database has no vector extension");
+    tu_run_result r = tu_run((const char *const[]){"pgmemctl", "-d", db, "bench", "--scratch", "1000", NULL});
+    tu_expect_status(&r, 0, "bench --scratch 1000 alone");
+    cJSON *doc = tu_json(r.out);
+    cr_assert_str_eq(tu_json_str(doc, "status"), "ok");
+
+    /* the extension was created, and stays */
+    char *ver = vector_version(db);
+    cr_assert_not_null(ver, "the vector extension was not created");
+    const cJSON *env = get(doc, "environment");
+    cr_assert_str_eq(tu_json_str(env, "pgvector"), ver);
+    cr_assert(tu_json_bool(env, "pgvector_created_by_this_run"));
+    cr_assert(tu_contains(r.err, "created the vector extension"), "%s", r.err);
+    free(ver);
+
+    /* generated memories: seed 1, 768 dimensions */
+    const cJSON *op = get(doc, "options");
+    cr_assert(cJSON_IsNull(get(op, "sample")));
+    const cJSON *gen = get(op, "generated");
+    cr_assert_eq(tu_json_num(gen, "seed"), 1);
+    cr_assert_eq(tu_json_num(gen, "dimension"), 768);
+    cr_assert_str_eq(tu_json_str(gen, "embedding_model"), "builtin:hash-768");
+    const cJSON *st = cJSON_GetArrayItem(tu_json_array(doc, "stores"), 0);
+    cr_assert_eq(tu_json_num(st, "rows"), 1000);
+    cr_assert_eq(tu_json_num(st, "rows_with_vector"), 1000);
+    cr_assert_eq(tu_json_num(st, "dimension"), 768);
+    cr_assert_str_eq(tu_json_str(get(st, "index"), "name"), "idx_memories_embedding_hnsw");
+    const cJSON *q = get(st, "queries");
+    cr_assert_eq(tu_json_num(q, "count"), 200);
+    cr_assert_eq(tu_json_num(q, "with_domains"), 200, "every generated memory has a topic");
+    cr_assert_str_eq(tu_json_str(q, "source"), "generated memories held out of the store");
+    /* text that behaves like text: most queries find other memories, none finds them all */
+    cr_assert_gt(tu_json_num(q, "fts_hit_rate"), 0.5);
+    cr_assert_lt(tu_json_num(q, "fts_matches_max"), 500);
+    /* and vectors whose neighbours are near but not identical */
+    double d1 = tu_json_num(q, "exact_first_distance_mean"), d10 = tu_json_num(q, "exact_kth_distance_mean");
+    cr_assert(d1 > 0 && d1 < d10 && d10 < 1, "neighbour distances %g, %g", d1, d10);
+
+    /* hybrid latency and recall at the default ef_search, and the table on stderr */
+    const cJSON *h = series(st, "hybrid", 40);
+    cr_assert(h, "no hybrid series at ef_search 40");
+    check_series(h, 200, false);
+    double recall = tu_json_num(h, "recall");
+    cr_assert(recall >= 0.9 && recall <= 1, "hybrid recall %g", recall);
+    cr_assert(series(st, "hybrid_domain", 40), "no hybrid_domain series");
+    cr_assert(tu_contains(r.err, "hybrid                40"), "no hybrid row in the table:\n%s", r.err);
+    cr_assert(tu_contains(r.err, "hybrid recall@k (ef_search 40)"), "%s", r.err);
+    cr_assert_gt(cJSON_GetArraySize(tu_json_array(st, "throughput")), 0);
+    expect_no_scratch_schema(db);
+    cJSON_Delete(doc);
+    tu_run_free(&r);
+    tu_drop_db(db);
+    free(db);
+}
+
+/* A short generated run: the JSON document (status 0 asserted). */
+static cJSON *generated_run(const char *db, const char *seed, const char *scratch, const char *queries)
+{
+    tu_run_result r = tu_run((const char *const[]){"pgmemctl", "-q", "-d", db, "bench", "--scratch", scratch, "--seed",
+                                                   seed, "--dim", "64", "--queries", queries, "--warmup", "0",
+                                                   "--ef-search", "40", "--concurrency", "1", "--duration", "0.2",
+                                                   "--no-pgbench", NULL});
+    tu_expect_status(&r, 0, "a generated bench run");
+    cJSON *doc = tu_json(r.out);
+    tu_run_free(&r);
+    return doc;
+}
+
+/* What a generated store's queries found: equal for equal stores and query sets. */
+static char *query_figures(const cJSON *doc)
+{
+    const cJSON *st = cJSON_GetArrayItem(tu_json_array(doc, "stores"), 0);
+    const cJSON *q = get(st, "queries");
+    return tu_printf("rows %g dim %g fts %g/%g/%g exact %g/%g vector rows %g", tu_json_num(st, "rows"),
+                     tu_json_num(st, "dimension"), tu_json_num(q, "fts_hit_rate"), tu_json_num(q, "fts_matches_mean"),
+                     tu_json_num(q, "fts_matches_max"), tu_json_num(q, "exact_first_distance_mean"),
+                     tu_json_num(q, "exact_kth_distance_mean"), tu_json_num(series(st, "vector", 40), "rows_mean"));
+}
+
+Test(bench, generated_stores_repeat_with_their_seed_and_take_more_queries_than_memories)
+{
+    char *db = vector_db();
+    /* 300 memories and 400 queries: the query set is generated past the store, never from it */
+    cJSON *a = generated_run(db, "1", "300", "400"), *b = generated_run(db, "1", "300", "400"),
+          *c = generated_run(db, "2", "300", "400");
+    const cJSON *st = cJSON_GetArrayItem(tu_json_array(a, "stores"), 0);
+    cr_assert_eq(tu_json_num(st, "rows"), 300);
+    cr_assert_eq(tu_json_num(st, "dimension"), 64);
+    cr_assert_eq(tu_json_num(get(st, "queries"), "count"), 400);
+    cr_assert_eq(tu_json_num(series(st, "hybrid", 40), "queries"), 400);
+    char *fa = query_figures(a), *fb = query_figures(b), *fc = query_figures(c);
+    cr_assert_str_eq(fa, fb, "the same seed gave another store or query set");
+    cr_assert_str_neq(fa, fc, "another seed gave the same store and query set");
+    expect_no_scratch_schema(db);
+    free(fa);
+    free(fb);
+    free(fc);
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    cJSON_Delete(c);
+    tu_drop_db(db);
+    free(db);
+}
+
+Test(bench, scratch_refused_when_the_role_may_not_create_the_vector_extension)
+{
+    char *db = tu_fresh_db();
+    char *role = tu_printf("pgmemctl_bench_noext_%d", (int) getpid());
+    char *sql = tu_printf("DROP ROLE IF EXISTS %s; CREATE ROLE %s LOGIN", role, role);
+    tu_exec(db, sql);
+    free(sql);
+    char *host = tu_test_host(), *port = tu_test_port(), *dbname = tu_db_name(db);
+    char *uri = tu_printf(strchr(host, ':') ? "postgresql://%s@[%s]:%s/%s" : "postgresql://%s@%s:%s/%s", role, host,
+                          port, dbname);
+    tu_run_result r = tu_run((const char *const[]){"pgmemctl", "-d", uri, "bench", "--scratch", "100", NULL});
+    tu_expect_status(&r, 2, "a role that may not create the extension");
+    cJSON *doc = tu_json(r.out);
+    cr_assert_str_eq(tu_json_str(doc, "status"), "refused");
+    cJSON_Delete(doc);
+    /* the reason, and the statement to have run, naming the database and the role */
+    cr_assert(tu_contains(r.err, "may not create it"), "%s", r.err);
+    cr_assert(tu_contains(r.err, "SQLSTATE 42501"), "%s", r.err);
+    cr_assert(tu_contains(r.err, "CREATE EXTENSION vector;"), "%s", r.err);
+    char *where = tu_printf("in database %s as role %s", dbname, role);
+    cr_assert(tu_contains(r.err, where), "%s", r.err);
+    free(where);
+    tu_run_free(&r);
+    cr_assert_null(vector_version(db));
+    expect_no_scratch_schema(db);
+
+    /* once a superuser has run it, the same role's run works */
+    tu_exec(db, "CREATE EXTENSION vector");
+    sql = tu_printf("GRANT CREATE ON DATABASE \"%s\" TO %s", dbname, role);
+    tu_exec(db, sql);
+    free(sql);
+    r = tu_run((const char *const[]){"pgmemctl", "-q", "-d", uri, "bench", "--scratch", "100", "--queries", "10",
+                                     "--warmup", "0", "--ef-search", "40", "--concurrency", "1", "--duration", "0.2",
+                                     "--no-pgbench", NULL});
+    tu_expect_status(&r, 0, "the same role after CREATE EXTENSION vector");
+    doc = tu_json(r.out);
+    cr_assert_not(tu_json_bool(get(doc, "environment"), "pgvector_created_by_this_run"));
+    cJSON_Delete(doc);
+    tu_run_free(&r);
+    expect_no_scratch_schema(db);
+    tu_drop_db(db);
+    sql = tu_printf("DROP ROLE %s", role);
+    tu_exec(tu_test_url(), sql);
+    free(sql);
+    free(host);
+    free(port);
+    free(dbname);
+    free(uri);
+    free(role);
+    free(db);
+}
+
+Test(bench, scratch_refused_with_a_sample_too_small_before_writing)
 {
     char *sample = vf_sample(1000 + QUERIES, 768);
     char *db = tu_fresh_db();
-    tu_run_result r = tu_run((const char *const[]){"pgmemctl", "-d", db, "bench", "--scratch", "100", "--sample", sample,
-                                                   NULL});
-    tu_expect_status(&r, 2, "no vector extension");
-    cr_assert(tu_contains(r.err, "CREATE EXTENSION vector"), "%s", r.err);
-    tu_run_free(&r);
-    tu_exec(db, "CREATE EXTENSION vector");
-    r = tu_run((const char *const[]){"pgmemctl", "-d", db, "bench", "--scratch", "1000", "--sample", sample, "--queries",
-                                     "200", NULL});
+    tu_run_result r = tu_run((const char *const[]){"pgmemctl", "-d", db, "bench", "--scratch", "1000", "--sample", sample,
+                                                   "--queries", "200", NULL});
     tu_expect_status(&r, 2, "sample too small for 1000 + 200");
+    cr_assert(tu_contains(r.err, "--queries 200 is more than the " QUERIES_S " memories"), "%s", r.err);
+    cr_assert(tu_contains(r.err, "use --queries " QUERIES_S " or less"), "%s", r.err);
+    cr_assert(tu_contains(r.err, "build a larger sample (1200 memories)"), "%s", r.err);
+    cr_assert(tu_contains(r.err, "leave out --sample"), "%s", r.err);
+    tu_run_free(&r);
+    r = tu_run((const char *const[]){"pgmemctl", "-d", db, "bench", "--scratch", "2000", "--sample", sample, NULL});
+    tu_expect_status(&r, 2, "sample smaller than the store");
     cr_assert(tu_contains(r.err, "build a larger sample"), "%s", r.err);
     tu_run_free(&r);
+    /* refused before anything was written: not even the extension */
+    cr_assert_null(vector_version(db));
     expect_no_scratch_schema(db);
     tu_drop_db(db);
     free(db);

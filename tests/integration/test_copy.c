@@ -1271,6 +1271,57 @@ Test(copy, older_vestige_without_knowledge_edges)
     free(dir);
 }
 
+/* Source bytes that are not UTF-8 where copy quotes them (a row's key in its rejections, a
+ * column name as a metadata key) and a "metadata" column that only starts with JSON: the
+ * fuzz target tests/fuzz/fuzz_copy_map.c found each of these; the regression inputs are in
+ * tests/fuzz/corpus/copy_map/regress-*. */
+Test(copy, text_that_is_not_utf8_in_keys_and_column_names)
+{
+    char *dir = tu_tempdir();
+    char *path = tu_printf("%s/odd.db", dir);
+    vf_store *s = vf_create(path, VF_V4, 8);
+    vf_add_good_node(s, 1, true);
+    vf_add_good_node(s, 2, false);
+    vf_exec(s, "ALTER TABLE knowledge_nodes ADD COLUMN \"src\xff\" TEXT;"
+               "UPDATE knowledge_nodes SET \"src\xff\" = 'x' WHERE id = '00000000-0000-4000-8000-000000000001'");
+    vf_val ov[] = {VF_V_TEXT("content", "its id is not UTF-8")};
+    int64_t bad_node = vf_insert_node(s, "id-\xff", ov, 1);
+    char a[37], b[37];
+    vf_uuid(1, a);
+    vf_uuid(2, b);
+    /* 21 two-byte characters: the key shows 40 bytes of it, which must not end inside one */
+    const char *type = "\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc"
+                       "\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc";
+    int64_t bad_edge = vf_add_connection(s, a, "not-a-uuid", type, 0.5);
+    int64_t ke = vf_add_edge(s, a, b, "derived", 0.25);
+    char *upd = tu_printf("UPDATE knowledge_edges SET metadata = '{\"a\": 1} and more' WHERE rowid = %lld",
+                          (long long) ke);
+    vf_exec(s, upd);
+    vf_close(s);
+
+    char *uri = tu_migrated_db();
+    cJSON *doc = copy_expect(uri, path, NULL, 3);
+    cr_assert_eq(jint(doc, "tables.memories.copied"), 2);
+    cr_assert_eq(jint(doc, "rejections.count"), 2);
+    cJSON_Delete(doc);
+    char *want = tu_printf("knowledge_nodes|%lld|id|id-\\xFF\nmemory_connections|%lld|target_id|%s -> not-a-uuid (%.40s)\n",
+                           (long long) bad_node, (long long) bad_edge, a, type);
+    expect_text(uri, want,
+                "SELECT string_agg(source_table || '|' || source_rowid || '|' || field || '|' || source_key || E'\\n', ''"
+                " ORDER BY source_table) FROM pgmemctl_copy_rejects");
+    expect_text(uri, "x", "SELECT metadata->>'src\\xFF' FROM memories WHERE id = '00000000-0000-4000-8000-000000000001'");
+    expect_text(uri, "{\"a\": 1} and more",
+                "SELECT metadata->>'metadata' FROM edges WHERE metadata->>'source_table' = 'knowledge_edges'");
+
+    tu_drop_db(uri);
+    tu_rmtree(dir);
+    free(want);
+    free(upd);
+    free(uri);
+    free(path);
+    free(dir);
+}
+
 /* ---- 11. the password is never printed ----------------------------------------------------- */
 
 static void assert_no_secret(const tu_run_result *r)

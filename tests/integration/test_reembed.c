@@ -31,44 +31,8 @@ TestSuite(reembed, .fini = tu_leak_check, .timeout = 180);
 
 static long long q_int(const char *db, const char *sql) { return tu_query_int(db, sql); }
 
-static char *ids_digest(const char *db) { return tu_query_value(db, "SELECT md5(string_agg(id::text, ',' ORDER BY id)) FROM memories"); }
-
-/* The state a finished re-embed to DIM dimensions must leave. */
-static void expect_reembedded(const char *db, int n, int dim, const char *ids_before, bool run_verify)
-{
-    char *type = tu_query_value(db, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
-                                    " WHERE attrelid = 'memories'::regclass AND attname = 'embedding'");
-    char *want = tu_printf("vector(%d)", dim);
-    cr_assert_str_eq(type, want);
-    free(type);
-    free(want);
-    char *sql = tu_printf("SELECT count(*) FROM memories WHERE vector_dims(embedding) = %d", dim);
-    cr_assert_eq(q_int(db, sql), n, "not every memory has a %d-dimensional vector", dim);
-    free(sql);
-    cr_assert_eq(q_int(db, "SELECT count(*) FROM pg_attribute WHERE attrelid = 'memories'::regclass AND attnum > 0"
-                           " AND NOT attisdropped AND attname IN ('embedding_next', 'embedding_old')"),
-                 0);
-    cr_assert_eq(q_int(db, "SELECT count(*) FROM pgmemctl_reembed_state"), 0);
-    cr_assert_eq(q_int(db, "SELECT count(*) FROM pg_trigger WHERE tgname = 'memories_reembed_invalidate'"), 0);
-    char *name = tu_query_value(db, "SELECT name || '/' || dimension FROM embedding_model WHERE active");
-    char *wname = tu_printf("builtin:hash-%d/%d", dim, dim);
-    cr_assert_str_eq(name, wname);
-    free(name);
-    free(wname);
-    cr_assert_eq(q_int(db, "SELECT count(*) FROM embedding_model WHERE active AND hash ~ '^[0-9a-f]{64}$'"), 1);
-    char *ids = ids_digest(db);
-    cr_assert_str_eq(ids, ids_before, "memory ids changed");
-    free(ids);
-    cr_assert_eq(q_int(db, "SELECT count(*) FROM memories WHERE updated_at <> '2020-01-01 00:00:00+00'"), 0,
-                 "re-embedding touched updated_at");
-    cr_assert_gt(check_vectors(db, dim, "true"), 0);
-    /* the index is there, valid, and searches use it */
-    if (run_verify) {
-        tu_run_result v = PGM(db, "verify");
-        tu_expect_status(&v, 0, "verify after the re-embed");
-        tu_run_free(&v);
-    }
-}
+#define ids_digest rf_ids_digest
+#define expect_reembedded rf_expect_reembedded
 
 Test(reembed, shadow_768_to_384)
 {
@@ -179,33 +143,11 @@ Test(reembed, searches_keep_working_during_a_shadow_reembed)
 
 /* ---- kill -9 and resume -------------------------------------------------------------------- */
 
-/* Starts reembed with args, waits until `progress_sql` reports > 0 rows, kills it with SIGKILL,
- * and returns the rows done at that point (asserting it was still running). */
-static long long kill_midway(const char *db, const char *const *args, const char *progress_sql, char *dir)
+/* Starts reembed with args, kills it with SIGKILL once `progress_sql` reports > 0 rows, and
+ * returns the rows done at that point. */
+static long long kill_midway(const char *db, const char *const *args, const char *progress_sql)
 {
-    char *out = tu_printf("%s/out.json", dir), *err = tu_printf("%s/err.txt", dir);
-    pid_t pid = vf_spawn(args, out, err);
-    bool killed = false;
-    for (int i = 0; i < 60000 && !killed; i++) {
-        if (q_int(db, progress_sql) > 0) {
-            kill(pid, SIGKILL);
-            killed = true;
-        } else {
-            int st;
-            cr_assert_neq(waitpid(pid, &st, WNOHANG), pid, "reembed ended before it could be killed:\n%s",
-                          tu_read_file(err));
-            usleep(1000);
-        }
-    }
-    int status = vf_wait(pid, 30);
-    cr_assert_eq(status, 128 + SIGKILL, "reembed was not killed (status %d)", status);
-    /* the killed backend's transaction is rolled back and its lock released */
-    for (int i = 0; i < 500 && q_int(db, "SELECT count(*) FROM pg_stat_activity WHERE application_name ="
-                                          " 'pgmemctl reembed' AND datname = current_database()") > 0;
-         i++)
-        usleep(10000);
-    free(out);
-    free(err);
+    rf_kill_reembed(db, args, &(rf_kill_plan){.kill_when = progress_sql});
     return q_int(db, progress_sql);
 }
 
@@ -213,13 +155,11 @@ Test(reembed, kill9_then_rerun_shadow)
 {
     char *db = store_768(2000);
     char *ids = ids_digest(db);
-    char *dir = tu_tempdir();
     long long done = kill_midway(db,
                                  (const char *const[]){"pgmemctl", "-q", "-d", db, "reembed", "--model", "builtin:hash-384",
                                                        "--yes", "--batch-size", "50", NULL},
                                  "SELECT CASE WHEN to_regclass('pgmemctl_reembed_state') IS NULL THEN 0 ELSE"
-                                 " (SELECT coalesce(sum(rows_done), 0) FROM pgmemctl_reembed_state) END",
-                                 dir);
+                                 " (SELECT coalesce(sum(rows_done), 0) FROM pgmemctl_reembed_state) END");
     cr_assert_gt(done, 0);
     cr_assert_lt(done, 2000, "the run finished before the kill");
     /* readers still see only the old vectors */
@@ -237,8 +177,6 @@ Test(reembed, kill9_then_rerun_shadow)
     tu_run_free(&r);
     expect_reembedded(db, 2000, 384, ids, true);
     free(ids);
-    tu_rmtree(dir);
-    free(dir);
     tu_drop_db(db);
     free(db);
 }
@@ -252,11 +190,10 @@ Test(reembed, kill9_then_rerun_in_place)
     tu_exec(db, "DROP INDEX idx_memories_embedding_hnsw;"
                 "CREATE INDEX idx_memories_embedding_hnsw ON memories USING hnsw (embedding vector_l2_ops)"
                 " WITH (m = 12, ef_construction = 40)");
-    char *dir = tu_tempdir();
     long long done = kill_midway(db,
                                  (const char *const[]){"pgmemctl", "-q", "-d", db, "reembed", "--model", "builtin:hash-384",
                                                        "--mode", "in-place", "--yes", "--batch-size", "50", NULL},
-                                 "SELECT coalesce(sum(rows_done), 0) FROM pgmemctl_reembed_state", dir);
+                                 "SELECT coalesce(sum(rows_done), 0) FROM pgmemctl_reembed_state");
     cr_assert_lt(done, 2000);
     tu_run_result r = PGM(db, "reembed", "--model", "builtin:hash-384", "--mode", "in-place", "--yes", "--batch-size",
                           "50");
@@ -271,8 +208,6 @@ Test(reembed, kill9_then_rerun_in_place)
     cr_assert(tu_contains(def, "hnsw (embedding vector_l2_ops) WITH (m='12', ef_construction='40')"), "%s", def);
     free(def);
     free(ids);
-    tu_rmtree(dir);
-    free(dir);
     tu_drop_db(db);
     free(db);
 }

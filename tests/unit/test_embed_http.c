@@ -422,6 +422,16 @@ Test(embed_http, server_messages)
     char small[8];
     embed_http_server_message("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", 8, small, sizeof small);
     cr_assert_str_eq(small, "\xc3\xa9\xc3\xa9...", "cut on a character boundary: got \"%s\"", small);
+
+    /* bytes that are not UTF-8 (a Latin-1 server), in the JSON message or the bare body: the
+     * message goes into the JSON summary, which must stay valid UTF-8 (found by fuzz_embed_http) */
+    const char *latin1 = "{\"error\":{\"message\":\"model caf\xe9 not found\"}}";
+    embed_http_server_message(latin1, strlen(latin1), msg, sizeof msg);
+    cr_assert_str_eq(msg, "model caf\\xE9 not found");
+    embed_http_server_message("Gateway \xff\xfe\r\n", 12, msg, sizeof msg);
+    cr_assert_str_eq(msg, "Gateway \\xFF\\xFE");
+    embed_http_server_message("ab\xff\xff", 4, small, sizeof small);
+    cr_assert_str_eq(small, "ab...", "an escape is not cut either: got \"%s\"", small);
 }
 
 /* ---- embedders without a server ------------------------------------------------------------- */

@@ -207,6 +207,34 @@ Test(text, why_optional_and_truncated)
     cr_assert_str_eq(small, "invalid U");
 }
 
+Test(text, printable_escapes_what_is_not_utf8)
+{
+    char out[64];
+    /* valid text as it is, multi-byte sequences included */
+    cr_assert_eq(text_printable("caf\xc3\xa9 \xf0\x9f\xa6\x80", 10, out, sizeof out), 10);
+    cr_assert_str_eq(out, "caf\xc3\xa9 \xf0\x9f\xa6\x80");
+    /* a Latin-1 byte, a NUL, a lone continuation byte, a surrogate, a truncated sequence */
+    cr_assert_eq(text_printable("a\xe9" "b\0c\x80\xed\xa0\x80\xe2\x82", 11, out, sizeof out), 11);
+    cr_assert_str_eq(out, "a\\xE9b\\x00c\\x80\\xED\\xA0\\x80\\xE2\\x82");
+    cr_assert(text_check(out, strlen(out), NULL, 0));
+    cr_assert_eq(text_printable(NULL, 0, out, sizeof out), 0);
+    cr_assert_str_eq(out, "");
+}
+
+Test(text, printable_never_cuts_a_sequence_or_escape)
+{
+    char out[6];
+    /* "ab" + "é" (2 bytes) fits in 5 bytes; the next "é" does not */
+    cr_assert_eq(text_printable("ab\xc3\xa9\xc3\xa9", 6, out, sizeof out), 4);
+    cr_assert_str_eq(out, "ab\xc3\xa9");
+    /* "a" + an escape (4) fits; a second escape does not */
+    cr_assert_eq(text_printable("a\xff\xff", 3, out, sizeof out), 2);
+    cr_assert_str_eq(out, "a\\xFF");
+    char one[1] = {'z'};
+    cr_assert_eq(text_printable("abc", 3, one, sizeof one), 0);
+    cr_assert_eq(one[0], '\0');
+}
+
 /* ---- timestamps ----------------------------------------------------------------------------- */
 
 static int64_t test_ts_ok(const char *s)
