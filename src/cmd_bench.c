@@ -14,56 +14,42 @@
 
 const opt_spec cmd_bench_specs[] = {
     {"scratch", 0, OPT_STRING, NULL, false, "N[,N...]",
-     "measure scratch stores of N memories, generated or from --sample (in a schema dropped afterwards)"},
+     .help = "measure scratch stores of N memories, generated or from --sample (in a schema dropped afterwards)"},
     {"sample", 0, OPT_STRING, NULL, true, "FILE.db",
-     "--scratch: load a vestige SQLite store from pgmemctl-sample instead of generating the memories"},
-    {"seed", 0, OPT_INT, "1", true, "S", "--scratch without --sample: seed of the generated memories"},
+     .help = "--scratch: load a vestige SQLite store from pgmemctl-sample instead of generating the memories"},
+    {"seed", 0, OPT_INT, "1", true, "S", "--scratch without --sample: seed of the generated memories", .min = 0,
+     .max = 9007199254740991.0},
     {"dim", 0, OPT_INT, "768", true, "D",
-     "--scratch without --sample: dimension of their builtin:hash-D embeddings (1..2000; with --no-index 1..16000)"},
-    {"queries", 0, OPT_INT, "200", true, "Q", "query-set size: every kind runs every query once per ef_search"},
-    {"k", 0, OPT_INT, "10", true, "K", "results per query (recall@K)"},
+     "--scratch without --sample: dimension of their builtin:hash-D embeddings (1..2000; with --no-index 1..16000)",
+     .min = 1, .max = 16000},
+    {"queries", 0, OPT_INT, "200", true, "Q", "query-set size: every kind runs every query once per ef_search",
+     .min = 1, .max = 100000},
+    {"k", 0, OPT_INT, "10", true, "K", "results per query (recall@K)", .min = 1, .max = 1000},
     {"ef-search", 0, OPT_STRING, "20,40,100,200", true, "LIST",
-     "hnsw.ef_search values to measure (the session's own value is always added)"},
-    {"concurrency", 0, OPT_STRING, "1,2,4", true, "LIST", "connections for the hybrid QPS measurement"},
-    {"duration", 0, OPT_DOUBLE, "5", true, "SECONDS", "length of each QPS measurement"},
-    {"warmup", 0, OPT_INT, "20", true, "Q", "untimed queries before each timed series"},
-    {"raw", 0, OPT_BOOL, NULL, false, NULL, "keep every latency sample in the JSON"},
-    {"plot", 0, OPT_STRING, NULL, false, "FILE.svg", "write a chart (gnuplot): recall against p50, QPS"},
+     .help = "hnsw.ef_search values to measure (the session's own value is always added)"},
+    {"concurrency", 0, OPT_STRING, "1,2,4", true, "LIST", .help = "connections for the hybrid QPS measurement"},
+    {"duration", 0, OPT_DURATION, "5", true, "SECONDS", "length of each QPS measurement", .min = 0, .above_min = true,
+     .max = 3600},
+    {"warmup", 0, OPT_INT, "20", true, "Q", "untimed queries before each timed series", .min = 0, .max = 100000},
+    {"raw", 0, OPT_BOOL, NULL, false, NULL, .help = "keep every latency sample in the JSON"},
+    {"plot", 0, OPT_STRING, NULL, false, "FILE.svg", .help = "write a chart (gnuplot): recall against p50, QPS"},
     {"compare", 0, OPT_STRING, NULL, false, "OLD.json",
-     "print the change of each figure against a previous run (with NEW.json: compare two files, no run)"},
+     .help = "print the change of each figure against a previous run (with NEW.json: compare two files, no run)"},
     {"max-regression", 0, OPT_DOUBLE, NULL, true, "PCT",
-     "--compare: exit 3 when a figure got worse by more than PCT percent"},
-    {"check-targets", 0, OPT_BOOL, NULL, true, NULL, "exit 3 when a design target is missed"},
-    {"no-index", 0, OPT_BOOL, NULL, false, NULL, "--scratch: build no HNSW index (every search exact)"},
-    {"m", 0, OPT_INT, "16", true, "M", "--scratch: HNSW m"},
-    {"ef-construction", 0, OPT_INT, "64", true, "N", "--scratch: HNSW ef_construction"},
-    {"maintenance-work-mem", 0, OPT_STRING, "1GB", true, "SIZE", "--scratch: maintenance_work_mem for the HNSW build"},
-    {"pgbench", 0, OPT_STRING, NULL, true, "PATH", "pgbench binary for the client-overhead comparison"},
-    {"no-pgbench", 0, OPT_BOOL, NULL, true, NULL, "skip the client-overhead comparison"},
-    {"wait", 0, OPT_DOUBLE, "0", true, "SECONDS", "wait this long for the server to accept connections"},
+     "--compare: exit 3 when a figure got worse by more than PCT percent", .min = 0, .max = OPT_NO_MAX},
+    {"check-targets", 0, OPT_BOOL, NULL, true, NULL, .help = "exit 3 when a design target is missed"},
+    {"no-index", 0, OPT_BOOL, NULL, false, NULL, .help = "--scratch: build no HNSW index (every search exact)"},
+    {"m", 0, OPT_INT, "16", true, "M", "--scratch: HNSW m", .min = 2, .max = 100},
+    {"ef-construction", 0, OPT_INT, "64", true, "N", "--scratch: HNSW ef_construction (at least 2 * m)", .min = 4,
+     .max = 1000},
+    {"maintenance-work-mem", 0, OPT_SIZE, "1GB", true, "SIZE", "--scratch: maintenance_work_mem for the HNSW build",
+     .min = 1048576, .max = OPT_NO_MAX, .setting = "maintenance_work_mem"},
+    {"pgbench", 0, OPT_STRING, NULL, true, "PATH", .help = "pgbench binary for the client-overhead comparison"},
+    {"no-pgbench", 0, OPT_BOOL, NULL, true, NULL, .help = "skip the client-overhead comparison"},
+    {"wait", 0, OPT_DURATION, "0", true, "SECONDS", "wait this long for the server to accept connections", .min = 0,
+     .max = OPT_NO_MAX},
     {0},
 };
-
-void cmd_bench_help(void)
-{
-    printf("usage: pgmemctl bench [-d TARGET] [--queries Q] [--k K] [--ef-search LIST] [--concurrency LIST]\n"
-           "                      [--duration SECONDS] [--warmup Q] [--raw] [--plot FILE.svg] [--compare OLD.json]\n"
-           "       pgmemctl bench --scratch N[,N...] [--sample FILE.db | --seed S --dim D] [options]\n"
-           "       pgmemctl bench --compare OLD.json NEW.json [--max-regression PCT]\n"
-           "\n"
-           "Measures the memory store's searches: vector top-k, full-text and the hybrid RRF query\n"
-           "(sql/search_hybrid.sql): latency p50/p95/p99/max per kind and hnsw.ef_search, recall@K against\n"
-           "exact search, QPS per concurrency level, and pgmemctl's own overhead against pgbench. On the\n"
-           "target store it only reads (READ ONLY transactions); with --scratch it loads scratch stores of\n"
-           "generated memories (or from a sample file), measures them and drops them, creating the vector\n"
-           "extension first when the database lacks it. JSON on stdout, a table on stderr.\n"
-           "\n"
-           "Exit codes: 0 done, 3 done but --check-targets or --max-regression found a miss, 1 failed,\n"
-           "2 usage error or refused before measuring (no vector extension that this role may create, sample\n"
-           "too small).\n\noptions:\n");
-    opts_print_help(cmd_bench_specs, opts_count(cmd_bench_specs));
-    printf("\nSee pgmemctl-bench(1).\n");
-}
 
 /* Reads and parses a JSON file; NULL after logging. */
 static cJSON *load_json(const char *path)
@@ -98,7 +84,7 @@ static bool int_list(const opts *o, const char *name, long long lo, long long hi
 }
 
 /* Compare mode: two files, no database. */
-static int compare_files(const char *old_path, const char *new_path, double max_reg)
+static int compare_files(const char *old_path, const char *new_path, double max_reg, cmd_result *out)
 {
     cJSON *a = load_json(old_path), *b = a ? load_json(new_path) : NULL;
     if (!a || !b) {
@@ -115,143 +101,132 @@ static int compare_files(const char *old_path, const char *new_path, double max_
     } else {
         if (log_progress_enabled())
             bench_compare_print(cmp, stderr);
-        cJSON *doc = report_new("bench");
+        cJSON *doc = out->doc = report_new("bench");
         cJSON_AddStringToObject(doc, "status", "ok");
         cJSON_AddStringToObject(doc, "mode", "compare");
         cJSON_AddStringToObject(doc, "old_file", old_path);
         cJSON_AddStringToObject(doc, "new_file", new_path);
         cJSON_AddItemToObject(doc, "compare", cmp);
-        if (!report_print(doc))
-            rc = EXIT_FAILURE_;
-        else if (cJSON_GetObjectItem(cmp, "regressions")->valuedouble > 0)
+        if (cJSON_GetObjectItem(cmp, "regressions")->valuedouble > 0)
             rc = EXIT_REJECTED;
-        cJSON_Delete(doc);
     }
     cJSON_Delete(a);
     cJSON_Delete(b);
     return rc;
 }
 
-int cmd_bench(const global_ctx *g, int argc, char **argv)
+typedef struct {
+    bench_request req;
+    int *efs, *conc;
+    long long *sizes;
+    int64_t *scratch;
+    cJSON *old_doc;
+    char *gnuplot;
+    double max_reg;
+    bool compare_only; /* --compare OLD.json NEW.json */
+} bench_state;
+
+static int prepare(const cmd_ctx *ctx, const opts *o, void *state, bool *needs_db)
 {
-    opts o;
-    bool help;
-    if (!opts_parse(&o, "bench", cmd_bench_specs, opts_count(cmd_bench_specs), argc, argv, g->cfg, &help)) {
-        opts_free(&o);
+    bench_state *st = state;
+    st->max_reg = opts_isset(o, "max-regression") ? opts_double(o, "max-regression") : -1;
+    /* from the config file or the environment it is a default for runs with --compare */
+    if (opts_flag_given(o, "max-regression") && !opts_str(o, "compare")) {
+        log_error("bench: --max-regression needs --compare");
         return EXIT_USAGE;
     }
-    if (help) {
-        cmd_bench_help();
-        opts_free(&o);
+    if (o->nargs > 1 || (o->nargs == 1 && !opts_str(o, "compare"))) {
+        log_error("bench: unexpected argument \"%s\" (see pgmemctl bench --help)", o->args[o->nargs - 1]);
+        return EXIT_USAGE;
+    }
+    if (o->nargs == 1) {
+        st->compare_only = true;
+        *needs_db = false;
         return EXIT_OK;
     }
-    int rc = EXIT_USAGE;
-    int *efs = NULL, *conc = NULL;
-    long long *sizes = NULL;
-    int64_t *scratch = NULL;
-    int nsizes = 0, nef = 0, nconc = 0;
-    pg_conn *c = NULL;
-    cJSON *old_doc = NULL;
-    char *gnuplot = NULL;
-    double max_reg = opts_isset(&o, "max-regression") ? opts_double(&o, "max-regression") : -1;
-    /* from the config file or the environment it is a default for runs with --compare */
-    if ((opts_isset(&o, "max-regression") && max_reg < 0) ||
-        (opts_flag_given(&o, "max-regression") && !opts_str(&o, "compare"))) {
-        log_error("bench: --max-regression needs --compare and a percentage >= 0");
-        goto done;
-    }
-    if (o.nargs > 1 || (o.nargs == 1 && !opts_str(&o, "compare"))) {
-        log_error("bench: unexpected argument \"%s\" (see pgmemctl bench --help)", o.args[o.nargs - 1]);
-        goto done;
-    }
-    if (o.nargs == 1) {
-        rc = compare_files(opts_str(&o, "compare"), o.args[0], max_reg);
-        goto done;
-    }
-    bench_request req = {
-        .conninfo = g->conninfo,
-        .sample = opts_str(&o, "sample"),
-        .queries = (int) opts_int(&o, "queries"),
-        .k = (int) opts_int(&o, "k"),
-        .duration = opts_double(&o, "duration"),
-        .warmup = (int) opts_int(&o, "warmup"),
-        .raw = opts_bool(&o, "raw"),
-        .no_index = opts_bool(&o, "no-index"),
-        .hnsw_m = (int) opts_int(&o, "m"),
-        .hnsw_ef_construction = (int) opts_int(&o, "ef-construction"),
-        .maintenance_work_mem = opts_str(&o, "maintenance-work-mem"),
-        .pgbench = opts_bool(&o, "no-pgbench") ? "" : opts_str(&o, "pgbench"),
-        .seed = (uint64_t) opts_int(&o, "seed"),
-        .dim = (int) opts_int(&o, "dim"),
+    bench_request *req = &st->req;
+    *req = (bench_request){
+        .conninfo = ctx->conninfo,
+        .sample = opts_str(o, "sample"),
+        .queries = (int) opts_int(o, "queries"),
+        .k = (int) opts_int(o, "k"),
+        .duration = opts_double(o, "duration"),
+        .warmup = (int) opts_int(o, "warmup"),
+        .raw = opts_bool(o, "raw"),
+        .no_index = opts_bool(o, "no-index"),
+        .hnsw_m = (int) opts_int(o, "m"),
+        .hnsw_ef_construction = (int) opts_int(o, "ef-construction"),
+        .maintenance_work_mem = opts_str(o, "maintenance-work-mem"),
+        .pgbench = opts_bool(o, "no-pgbench") ? "" : opts_str(o, "pgbench"),
+        .seed = (uint64_t) opts_int(o, "seed"),
+        .dim = (int) opts_int(o, "dim"),
     };
-    if (opts_int(&o, "queries") < 1 || opts_int(&o, "queries") > 100000 || opts_int(&o, "k") < 1 ||
-        opts_int(&o, "k") > 1000 || opts_int(&o, "warmup") < 0 || opts_int(&o, "warmup") > 100000 ||
-        req.duration <= 0 || req.duration > 3600 || req.hnsw_m < 2 || req.hnsw_m > 100 ||
-        req.hnsw_ef_construction < 4 || req.hnsw_ef_construction > 1000 ||
-        req.hnsw_ef_construction < 2 * req.hnsw_m || opts_double(&o, "wait") < 0) {
-        log_error("bench: out of range: --queries 1..100000, --k 1..1000, --warmup 0..100000, --duration 0..3600 "
-                  "(> 0), --m 2..100, --ef-construction 4..1000 and >= 2 * m, --wait >= 0");
-        goto done;
+    if (req->hnsw_ef_construction < 2 * req->hnsw_m) {
+        log_error("bench: --ef-construction %d: must be at least 2 * --m (%d)", req->hnsw_ef_construction,
+                  2 * req->hnsw_m);
+        return EXIT_USAGE;
     }
-    req.fetch = 4 * req.k;
-    if (!int_list(&o, "ef-search", 1, 1000, true, &efs, &nef) ||
-        !int_list(&o, "concurrency", 1, 64, false, &conc, &nconc))
-        goto done;
-    req.ef_search = efs;
-    req.nef = nef;
-    req.concurrency = conc;
-    req.nconc = nconc;
-    if (opts_str(&o, "scratch")) {
+    req->fetch = 4 * req->k;
+    if (!int_list(o, "ef-search", 1, 1000, true, &st->efs, &req->nef) ||
+        !int_list(o, "concurrency", 1, 64, false, &st->conc, &req->nconc))
+        return EXIT_USAGE;
+    req->ef_search = st->efs;
+    req->concurrency = st->conc;
+    if (opts_str(o, "scratch")) {
         char why[160];
-        if (!bench_parse_list(opts_str(&o, "scratch"), 1, 100000000, false, &sizes, &nsizes, why, sizeof why)) {
+        int nsizes = 0;
+        if (!bench_parse_list(opts_str(o, "scratch"), 1, 100000000, false, &st->sizes, &nsizes, why, sizeof why)) {
             log_error("bench: --scratch: %s", why);
-            goto done;
+            return EXIT_USAGE;
         }
-        scratch = malloc((size_t) nsizes * sizeof *scratch);
-        if (!scratch)
-            goto done;
+        st->scratch = malloc((size_t) nsizes * sizeof *st->scratch);
+        if (!st->scratch)
+            return EXIT_FAILURE_;
         for (int i = 0; i < nsizes; i++)
-            scratch[i] = sizes[i];
-        req.scratch = scratch;
-        req.nscratch = nsizes;
-        if (req.sample && (opts_flag_given(&o, "seed") || opts_flag_given(&o, "dim"))) {
+            st->scratch[i] = st->sizes[i];
+        req->scratch = st->scratch;
+        req->nscratch = nsizes;
+        if (req->sample && (opts_flag_given(o, "seed") || opts_flag_given(o, "dim"))) {
             log_error("bench: --seed and --dim are for generated memories: leave them out with --sample");
-            goto done;
+            return EXIT_USAGE;
         }
-        long long seed = opts_int(&o, "seed"), dim = opts_int(&o, "dim");
-        if (seed < 0 || seed > 9007199254740991LL || dim < 1 || dim > (req.no_index ? 16000 : 2000)) {
-            log_error("bench: out of range: --seed 0..9007199254740991, --dim 1..2000 (1..16000 with --no-index: "
-                      "pgvector indexes at most 2000 dimensions)");
-            goto done;
+        if (req->dim > 2000 && !req->no_index) {
+            log_error("bench: --dim %d: must be between 1 and 2000 without --no-index (pgvector indexes at most 2000 "
+                      "dimensions)", req->dim);
+            return EXIT_USAGE;
         }
-    } else if (opts_flag_given(&o, "sample") || opts_flag_given(&o, "seed") || opts_flag_given(&o, "dim") ||
-               req.no_index || opts_flag_given(&o, "m") ||
-               opts_flag_given(&o, "ef-construction") || opts_flag_given(&o, "maintenance-work-mem")) {
+    } else if (opts_flag_given(o, "sample") || opts_flag_given(o, "seed") || opts_flag_given(o, "dim") ||
+               req->no_index || opts_flag_given(o, "m") || opts_flag_given(o, "ef-construction") ||
+               opts_flag_given(o, "maintenance-work-mem")) {
         log_error("bench: --sample, --seed, --dim, --no-index, --m, --ef-construction and --maintenance-work-mem go "
                   "with --scratch");
-        goto done;
+        return EXIT_USAGE;
     }
-    if (opts_str(&o, "compare") && !(old_doc = load_json(opts_str(&o, "compare"))))
-        goto done;
-    if (opts_str(&o, "plot")) {
+    if (opts_str(o, "compare") && !(st->old_doc = load_json(opts_str(o, "compare"))))
+        return EXIT_USAGE;
+    if (opts_str(o, "plot")) {
         const char *cand[] = {"gnuplot", NULL};
-        gnuplot = proc_find(cand);
-        if (!gnuplot) {
+        st->gnuplot = proc_find(cand);
+        if (!st->gnuplot) {
             log_error("bench: --plot needs gnuplot (Debian: apt-get install gnuplot-nox)");
-            goto done;
+            return EXIT_USAGE;
         }
     }
+    return EXIT_OK;
+}
 
-    c = pg_connect(g->conninfo, "pgmemctl bench", opts_double(&o, "wait"));
-    if (!c) {
-        rc = EXIT_FAILURE_;
-        goto done;
-    }
-    req.display = pg_display(c);
+static int run(const cmd_ctx *ctx, const opts *o, pg_conn *c, void *state, cmd_result *out)
+{
+    (void) ctx;
+    bench_state *st = state;
+    if (st->compare_only)
+        return compare_files(opts_str(o, "compare"), o->args[0], st->max_reg, out);
+    bench_request *req = &st->req;
+    req->display = pg_display(c);
     bench_result res;
-    bool ok = bench_run(c, &req, &res);
-    cJSON *doc = bench_render_json(&req, &res);
-    rc = ok ? EXIT_OK : res.refused ? EXIT_USAGE : EXIT_FAILURE_;
+    bool ok = bench_run(c, req, &res);
+    cJSON *doc = out->doc = bench_render_json(req, &res);
+    int rc = ok ? EXIT_OK : res.refused ? EXIT_USAGE : EXIT_FAILURE_;
     if (!doc) {
         log_error("out of memory");
         rc = EXIT_FAILURE_;
@@ -259,42 +234,68 @@ int cmd_bench(const global_ctx *g, int argc, char **argv)
         if (ok && log_progress_enabled())
             bench_render_table(doc, stderr);
         double missed = cJSON_GetObjectItem(doc, "targets_missed")->valuedouble;
-        if (ok && opts_bool(&o, "check-targets") && missed > 0)
+        if (ok && opts_bool(o, "check-targets") && missed > 0)
             rc = EXIT_REJECTED;
-        if (ok && old_doc) {
+        if (ok && st->old_doc) {
             char err[256];
-            cJSON *cmp = bench_compare(old_doc, doc, max_reg, err, sizeof err);
+            cJSON *cmp = bench_compare(st->old_doc, doc, st->max_reg, err, sizeof err);
             if (!cmp) {
-                log_error("bench: --compare %s: %s", opts_str(&o, "compare"), err);
+                log_error("bench: --compare %s: %s", opts_str(o, "compare"), err);
                 rc = EXIT_FAILURE_;
             } else {
                 if (log_progress_enabled())
                     bench_compare_print(cmp, stderr);
                 if (cJSON_GetObjectItem(cmp, "regressions")->valuedouble > 0)
                     rc = EXIT_REJECTED;
-                cJSON_AddStringToObject(cmp, "old_file", opts_str(&o, "compare"));
+                cJSON_AddStringToObject(cmp, "old_file", opts_str(o, "compare"));
                 cJSON_AddItemToObject(doc, "compare", cmp);
             }
         }
-        if (ok && opts_str(&o, "plot")) {
-            if (bench_plot(doc, opts_str(&o, "plot"), gnuplot))
-                cJSON_AddStringToObject(doc, "plot", opts_str(&o, "plot"));
+        if (ok && opts_str(o, "plot")) {
+            if (bench_plot(doc, opts_str(o, "plot"), st->gnuplot))
+                cJSON_AddStringToObject(doc, "plot", opts_str(o, "plot"));
             else
                 rc = EXIT_FAILURE_;
         }
-        if (!report_print(doc))
-            rc = EXIT_FAILURE_;
-        cJSON_Delete(doc);
     }
     bench_result_free(&res);
-done:
-    pg_close(c);
-    cJSON_Delete(old_doc);
-    free(gnuplot);
-    free(efs);
-    free(conc);
-    free(sizes);
-    free(scratch);
-    opts_free(&o);
     return rc;
 }
+
+static void release(void *state)
+{
+    bench_state *st = state;
+    cJSON_Delete(st->old_doc);
+    free(st->gnuplot);
+    free(st->efs);
+    free(st->conc);
+    free(st->sizes);
+    free(st->scratch);
+}
+
+const command cmd_bench = {
+    .name = "bench",
+    .summary = "search latency, recall@k and QPS of the store (or of scratch stores)",
+    .flags = CMD_NEEDS_DB,
+    .specs = cmd_bench_specs,
+    .state_size = sizeof(bench_state),
+    .usage = "usage: pgmemctl bench [-d TARGET] [--queries Q] [--k K] [--ef-search LIST] [--concurrency LIST]\n"
+             "                      [--duration SECONDS] [--warmup Q] [--raw] [--plot FILE.svg] [--compare OLD.json]\n"
+             "       pgmemctl bench --scratch N[,N...] [--sample FILE.db | --seed S --dim D] [options]\n"
+             "       pgmemctl bench --compare OLD.json NEW.json [--max-regression PCT]\n"
+             "\n"
+             "Measures the memory store's searches: vector top-k, full-text and the hybrid RRF query\n"
+             "(sql/search_hybrid.sql): latency p50/p95/p99/max per kind and hnsw.ef_search, recall@K against\n"
+             "exact search, QPS per concurrency level, and pgmemctl's own overhead against pgbench. On the\n"
+             "target store it only reads (READ ONLY transactions); with --scratch it loads scratch stores of\n"
+             "generated memories (or from a sample file), measures them and drops them, creating the vector\n"
+             "extension first when the database lacks it. JSON on stdout, a table on stderr.\n"
+             "\n"
+             "Exit codes: 0 done, 3 done but --check-targets or --max-regression found a miss, 1 failed,\n"
+             "2 usage error or refused before measuring (no vector extension that this role may create, sample\n"
+             "too small).\n",
+    .see_also = "See pgmemctl-bench(1).",
+    .prepare = prepare,
+    .run = run,
+    .release = release,
+};

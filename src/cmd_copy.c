@@ -11,34 +11,29 @@
 #include <string.h>
 #include <unistd.h>
 
+static const char *const epoch_units[] = {"s", "ms", NULL};
+
 const opt_spec cmd_copy_specs[] = {
-    {"from", 0, OPT_STRING, NULL, true, "PATH", "the vestige SQLite store (PATH or sqlite:PATH); opened read-only"},
-    {"batch-size", 0, OPT_INT, "5000", true, "N", "source rows per committed batch"},
-    {"dry-run", 0, OPT_BOOL, NULL, false, NULL, "read and validate everything, report what would happen, write nothing"},
+    {"from", 0, OPT_STRING, NULL, true, "PATH", .help = "the vestige SQLite store (PATH or sqlite:PATH); opened read-only"},
+    {"batch-size", 0, OPT_INT, "5000", true, "N", "source rows per committed batch", .min = 1, .max = 1000000},
+    {"dry-run", 0, OPT_BOOL, NULL, false, NULL,
+     .help = "read and validate everything, report what would happen, write nothing"},
     {"verify-existing", 0, OPT_BOOL, NULL, false, NULL,
-     "re-read the whole source; insert what the target lacks and update rows that differ"},
-    {"epoch-unit", 0, OPT_STRING, NULL, true, "s|ms", "unit of integer timestamps (rejected without it)"},
-    {"rejects", 0, OPT_STRING, NULL, true, "FILE", "write every rejection as a JSON line to FILE"},
-    {"maintenance-work-mem", 0, OPT_STRING, "1GB", true, "SIZE", "maintenance_work_mem for index builds"},
+     .help = "re-read the whole source; insert what the target lacks and update rows that differ"},
+    {"epoch-unit", 0, OPT_STRING, NULL, true, "s|ms", "unit of integer timestamps (rejected without it)",
+     .choices = epoch_units},
+    {"rejects", 0, OPT_STRING, NULL, true, "FILE", .help = "write every rejection as a JSON line to FILE"},
+    {"maintenance-work-mem", 0, OPT_SIZE, "1GB", true, "SIZE", "maintenance_work_mem for index builds",
+     .min = 1048576, .max = OPT_NO_MAX, .setting = "maintenance_work_mem"},
     {"parallel-workers", 0, OPT_INT, NULL, true, "N",
-     "max_parallel_maintenance_workers for index builds (default: CPUs - 1)"},
-    {"jobs", 'j', OPT_INT, "1", true, "N", "parallel streams: N connections copy disjoint rowid ranges (1..64)"},
-    {"wait", 0, OPT_DOUBLE, "0", true, "SECONDS", "wait this long for the server to accept connections"},
+     "max_parallel_maintenance_workers for index builds (default: CPUs - 1)", .min = 0, .max = 64,
+     .setting = "max_parallel_maintenance_workers"},
+    {"jobs", 'j', OPT_INT, "1", true, "N", "parallel streams: N connections copy disjoint rowid ranges", .min = 1,
+     .max = 64},
+    {"wait", 0, OPT_DURATION, "0", true, "SECONDS", "wait this long for the server to accept connections", .min = 0,
+     .max = OPT_NO_MAX},
     {0},
 };
-
-void cmd_copy_help(void)
-{
-    printf("usage: pgmemctl copy --from PATH [--dry-run] [--batch-size N] [--rejects FILE] [--epoch-unit s|ms]\n"
-           "\n"
-           "Copies a vestige SQLite memory store into the memory-store schema (run `pgmemctl migrate up` first):\n"
-           "memories with their vectors and full-text search, FSRS scheduling state and graph edges. Streams in\n"
-           "batches, each committed with a checkpoint, so an interrupted run resumes and a re-run copies only\n"
-           "what is new. Bad rows are reported and skipped (exit 3). A parity check proves the result.\n"
-           "\noptions:\n");
-    opts_print_help(cmd_copy_specs, opts_count(cmd_copy_specs));
-    printf("\nSee pgmemctl-copy(1) for the column mapping and the JSON summary.\n");
-}
 
 static cJSON *stats_json(const copy_table_stats *t, const char *source)
 {
@@ -144,100 +139,99 @@ static cJSON *render(const pg_conn *c, const copy_request *req, copy_result *res
     return doc;
 }
 
-int cmd_copy(const global_ctx *g, int argc, char **argv)
+typedef struct {
+    copy_request req;
+    const char *rejects_path;
+} copy_state;
+
+static int prepare(const cmd_ctx *ctx, const opts *o, void *state, bool *needs_db)
 {
-    opts o;
-    bool help;
-    if (!opts_parse(&o, "copy", cmd_copy_specs, opts_count(cmd_copy_specs), argc, argv, g->cfg, &help)) {
-        opts_free(&o);
+    (void) needs_db;
+    copy_state *st = state;
+    copy_request *req = &st->req;
+    st->rejects_path = opts_str(o, "rejects");
+    req->from = opts_str(o, "from");
+    if (o->nargs > 0) {
+        log_error("copy: unexpected argument \"%s\" (the source goes with --from)", o->args[0]);
         return EXIT_USAGE;
     }
-    if (help) {
-        cmd_copy_help();
-        opts_free(&o);
-        return EXIT_OK;
-    }
-    int rc = EXIT_USAGE;
-    copy_request req = {0};
-    const char *rejects_path = opts_str(&o, "rejects");
-    req.from = opts_str(&o, "from");
-    if (o.nargs > 0) {
-        log_error("copy: unexpected argument \"%s\" (the source goes with --from)", o.args[0]);
-        goto done;
-    }
-    if (!req.from) {
+    if (!req->from) {
         log_error("copy: --from PATH is required (the vestige SQLite store)");
-        goto done;
+        return EXIT_USAGE;
     }
-    req.batch_size = (int) opts_int(&o, "batch-size");
-    if (opts_int(&o, "batch-size") < 1 || opts_int(&o, "batch-size") > 1000000) {
-        log_error("copy: --batch-size must be between 1 and 1000000");
-        goto done;
-    }
-    if (opts_int(&o, "jobs") < 1 || opts_int(&o, "jobs") > 64) {
-        log_error("copy: --jobs %lld: must be between 1 and 64", (long long) opts_int(&o, "jobs"));
-        goto done;
-    }
-    req.jobs = (int) opts_int(&o, "jobs");
-    if (opts_double(&o, "wait") < 0) {
-        log_error("copy: --wait %g: must be 0 or more seconds", opts_double(&o, "wait"));
-        goto done;
-    }
-    req.wait_seconds = opts_double(&o, "wait");
-    req.conninfo = g->conninfo;
-    req.dry_run = opts_bool(&o, "dry-run");
-    req.verify_existing = opts_bool(&o, "verify-existing");
-    const char *unit = opts_str(&o, "epoch-unit");
-    req.epoch = EPOCH_NONE;
-    if (unit && !strcmp(unit, "s"))
-        req.epoch = EPOCH_S;
-    else if (unit && !strcmp(unit, "ms"))
-        req.epoch = EPOCH_MS;
-    else if (unit) {
-        log_error("copy: --epoch-unit must be s or ms, not \"%s\"", unit);
-        goto done;
-    }
-    req.maintenance_work_mem = opts_str(&o, "maintenance-work-mem");
+    req->batch_size = (int) opts_int(o, "batch-size");
+    req->jobs = (int) opts_int(o, "jobs");
+    req->wait_seconds = opts_double(o, "wait"); /* --jobs N opens its other connections itself */
+    req->conninfo = ctx->conninfo;
+    req->dry_run = opts_bool(o, "dry-run");
+    req->verify_existing = opts_bool(o, "verify-existing");
+    const char *unit = opts_str(o, "epoch-unit"); /* NULL, "s" or "ms": the table's choices */
+    req->epoch = !unit ? EPOCH_NONE : !strcmp(unit, "s") ? EPOCH_S : EPOCH_MS;
+    req->maintenance_work_mem = opts_str(o, "maintenance-work-mem");
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    req.parallel_workers = opts_isset(&o, "parallel-workers") ? (int) opts_int(&o, "parallel-workers")
-                                                               : (int) (ncpu > 1 ? ncpu - 1 : 0);
-    if (req.parallel_workers < 0 || req.parallel_workers > 64) {
-        log_error("copy: --parallel-workers must be between 0 and 64");
-        goto done;
-    }
-    req.max_listed_rejects = 1000;
-    if (rejects_path) {
-        req.rejects_file = fopen(rejects_path, "w");
-        if (!req.rejects_file) {
-            log_error("copy: --rejects %s: %s", rejects_path, strerror(errno));
-            goto done;
+    if (ncpu > 65)
+        ncpu = 65;
+    req->parallel_workers = opts_isset(o, "parallel-workers") ? (int) opts_int(o, "parallel-workers")
+                                                              : (int) (ncpu > 1 ? ncpu - 1 : 0);
+    req->max_listed_rejects = 1000;
+    if (st->rejects_path) {
+        req->rejects_file = fopen(st->rejects_path, "w");
+        if (!req->rejects_file) {
+            log_error("copy: --rejects %s: %s", st->rejects_path, strerror(errno));
+            return EXIT_USAGE;
         }
     }
-    pg_conn *c = pg_connect(g->conninfo, "pgmemctl copy", req.wait_seconds);
-    if (!c) {
+    return EXIT_OK;
+}
+
+/* Closes the rejects file; a lost one matters most when there were rejections (exit 3). */
+static int close_rejects(copy_state *st, int rc)
+{
+    if (!st->req.rejects_file)
+        return rc;
+    bool write_err = ferror(st->req.rejects_file) != 0;
+    if ((fclose(st->req.rejects_file) != 0 || write_err) && (rc == EXIT_OK || rc == EXIT_REJECTED)) {
+        log_error("copy: writing %s: %s", st->rejects_path, strerror(errno));
         rc = EXIT_FAILURE_;
-        goto done;
     }
-    copy_result res;
-    copy_run(c, &req, &res);
-    cJSON *doc = render(c, &req, &res, rejects_path);
-    rc = res.outcome == COPY_OK         ? EXIT_OK
-         : res.outcome == COPY_REJECTED ? EXIT_REJECTED
-         : res.outcome == COPY_REFUSED  ? EXIT_USAGE
-                                        : EXIT_FAILURE_;
-    if (!doc || !report_print(doc))
-        rc = EXIT_FAILURE_;
-    cJSON_Delete(doc);
-    copy_result_free(&res);
-    pg_close(c);
-done:
-    if (req.rejects_file) { /* a lost rejects file matters most when there were rejections (exit 3) */
-        bool write_err = ferror(req.rejects_file) != 0;
-        if ((fclose(req.rejects_file) != 0 || write_err) && (rc == EXIT_OK || rc == EXIT_REJECTED)) {
-            log_error("copy: writing %s: %s", rejects_path, strerror(errno));
-            rc = EXIT_FAILURE_;
-        }
-    }
-    opts_free(&o);
+    st->req.rejects_file = NULL;
     return rc;
 }
+
+static int run(const cmd_ctx *ctx, const opts *o, pg_conn *c, void *state, cmd_result *out)
+{
+    (void) ctx;
+    (void) o;
+    copy_state *st = state;
+    copy_result res;
+    copy_run(c, &st->req, &res);
+    out->doc = render(c, &st->req, &res, st->rejects_path);
+    int rc = res.outcome == COPY_OK         ? EXIT_OK
+             : res.outcome == COPY_REJECTED ? EXIT_REJECTED
+             : res.outcome == COPY_REFUSED  ? EXIT_USAGE
+                                            : EXIT_FAILURE_;
+    if (!out->doc)
+        rc = EXIT_FAILURE_;
+    copy_result_free(&res);
+    return close_rejects(st, rc);
+}
+
+static void release(void *state) { close_rejects(state, EXIT_FAILURE_); }
+
+const command cmd_copy = {
+    .name = "copy",
+    .summary = "copy a vestige SQLite memory store into PostgreSQL + pgvector",
+    .flags = CMD_NEEDS_DB,
+    .specs = cmd_copy_specs,
+    .state_size = sizeof(copy_state),
+    .usage = "usage: pgmemctl copy --from PATH [--dry-run] [--batch-size N] [--rejects FILE] [--epoch-unit s|ms]\n"
+             "\n"
+             "Copies a vestige SQLite memory store into the memory-store schema (run `pgmemctl migrate up` first):\n"
+             "memories with their vectors and full-text search, FSRS scheduling state and graph edges. Streams in\n"
+             "batches, each committed with a checkpoint, so an interrupted run resumes and a re-run copies only\n"
+             "what is new. Bad rows are reported and skipped (exit 3). A parity check proves the result.\n",
+    .see_also = "See pgmemctl-copy(1) for the column mapping and the JSON summary.",
+    .prepare = prepare,
+    .run = run,
+    .release = release,
+};

@@ -10,30 +10,19 @@
 #include <string.h>
 
 const opt_spec cmd_migrate_specs[] = {
-    {"migrations-dir", 0, OPT_STRING, NULL, true, "DIR", "read migrations from DIR instead of the built-in set"},
-    {"to", 0, OPT_INT, NULL, false, "N", "up: apply up to version N; down: revert everything above N (0 = all)"},
-    {"steps", 0, OPT_INT, NULL, false, "K", "down: revert the last K migrations (default 1)"},
-    {"version", 0, OPT_INT, NULL, false, "N", "repair: the version to repair"},
-    {"dry-run", 0, OPT_BOOL, NULL, false, NULL, "print the plan and the SQL; change nothing"},
-    {"lock-timeout", 0, OPT_DOUBLE, "60", true, "SECONDS", "how long to wait for another migration run's lock"},
-    {"wait", 0, OPT_DOUBLE, "0", true, "SECONDS", "wait this long for the server to accept connections"},
+    {"migrations-dir", 0, OPT_STRING, NULL, true, "DIR", .help = "read migrations from DIR instead of the built-in set"},
+    {"to", 0, OPT_INT, NULL, false, "N", "up: apply up to version N; down: revert everything above N (0 = all)",
+     .min = 0, .max = OPT_NO_MAX},
+    {"steps", 0, OPT_INT, NULL, false, "K", "down: revert the last K migrations (default 1)", .min = 1,
+     .max = OPT_NO_MAX},
+    {"version", 0, OPT_INT, NULL, false, "N", "repair: the version to repair", .min = 1, .max = OPT_NO_MAX},
+    {"dry-run", 0, OPT_BOOL, NULL, false, NULL, .help = "print the plan and the SQL; change nothing"},
+    {"lock-timeout", 0, OPT_DURATION, "60", true, "SECONDS", "how long to wait for another migration run's lock",
+     .min = 0, .max = OPT_NO_MAX},
+    {"wait", 0, OPT_DURATION, "0", true, "SECONDS", "wait this long for the server to accept connections", .min = 0,
+     .max = OPT_NO_MAX},
     {0},
 };
-
-void cmd_migrate_help(void)
-{
-    printf("usage: pgmemctl migrate up [--to N] [--dry-run]\n"
-           "       pgmemctl migrate down [--to N | --steps K] [--dry-run]\n"
-           "       pgmemctl migrate status\n"
-           "       pgmemctl migrate repair --version N\n"
-           "\n"
-           "Versioned schema migrations NNNN_name.up.sql / NNNN_name.down.sql, tracked with SHA-256\n"
-           "checksums in pgmemctl_schema_migrations. Each migration runs in its own transaction with its\n"
-           "tracking row, unless its first line is `-- pgmemctl:no-transaction`. Concurrent runs are\n"
-           "serialised by a session advisory lock.\n\noptions:\n");
-    opts_print_help(cmd_migrate_specs, opts_count(cmd_migrate_specs));
-    printf("\nSee pgmemctl-migrate(1).\n");
-}
 
 static cJSON *step_json(const migrate_step *s, bool with_sql)
 {
@@ -50,7 +39,7 @@ static cJSON *step_json(const migrate_step *s, bool with_sql)
     return o;
 }
 
-static cJSON *render(const char *action, const global_ctx *g, const pg_conn *c, const migration_set *set,
+static cJSON *render(const char *action, const cmd_ctx *g, const pg_conn *c, const migration_set *set,
                      const migrate_request *req, const migrate_result *res)
 {
     cJSON *doc = report_new("migrate");
@@ -100,89 +89,103 @@ static cJSON *render(const char *action, const global_ctx *g, const pg_conn *c, 
     return doc;
 }
 
-int cmd_migrate(const global_ctx *g, int argc, char **argv)
+typedef struct {
+    migrate_request req;
+    migration_set set;
+    bool set_loaded;
+    const char *action;
+} migrate_state;
+
+static int prepare(const cmd_ctx *ctx, const opts *o, void *state, bool *needs_db)
 {
-    opts o;
-    bool help;
-    if (!opts_parse(&o, "migrate", cmd_migrate_specs, opts_count(cmd_migrate_specs), argc, argv, g->cfg, &help)) {
-        opts_free(&o);
-        return EXIT_USAGE;
-    }
-    if (help) {
-        cmd_migrate_help();
-        opts_free(&o);
-        return EXIT_OK;
-    }
-    int rc = EXIT_USAGE;
-    migrate_request req = {.to = -1, .steps = 0, .repair_version = -1};
-    const char *action = o.nargs > 0 ? o.args[0] : NULL;
-    if (!action || o.nargs > 1) {
+    (void) ctx;
+    (void) needs_db;
+    migrate_state *st = state;
+    migrate_request *req = &st->req;
+    *req = (migrate_request){.to = -1, .steps = 0, .repair_version = -1};
+    const char *action = st->action = o->nargs > 0 ? o->args[0] : NULL;
+    if (!action || o->nargs > 1) {
         log_error("migrate: expected one action: up, down, status or repair (see pgmemctl migrate --help)");
-        opts_free(&o);
         return EXIT_USAGE;
     }
     if (!strcmp(action, "up"))
-        req.action = MIGRATE_UP;
+        req->action = MIGRATE_UP;
     else if (!strcmp(action, "down"))
-        req.action = MIGRATE_DOWN;
+        req->action = MIGRATE_DOWN;
     else if (!strcmp(action, "status"))
-        req.action = MIGRATE_STATUS;
+        req->action = MIGRATE_STATUS;
     else if (!strcmp(action, "repair"))
-        req.action = MIGRATE_REPAIR;
+        req->action = MIGRATE_REPAIR;
     else {
         log_error("migrate: unknown action \"%s\" (expected up, down, status or repair)", action);
-        opts_free(&o);
         return EXIT_USAGE;
     }
-    if (opts_isset(&o, "to")) {
-        req.to = (int) opts_int(&o, "to");
-        if (req.to < 0 || (req.action != MIGRATE_UP && req.action != MIGRATE_DOWN)) {
-            log_error("migrate %s: --to %s is not allowed here", action, opts_str(&o, "to"));
-            goto done;
+    if (opts_isset(o, "to")) {
+        req->to = (int) opts_int(o, "to");
+        if (req->action != MIGRATE_UP && req->action != MIGRATE_DOWN) {
+            log_error("migrate %s: --to %s is not allowed here", action, opts_str(o, "to"));
+            return EXIT_USAGE;
         }
     }
-    if (opts_isset(&o, "steps")) {
-        req.steps = (int) opts_int(&o, "steps");
-        if (req.action != MIGRATE_DOWN || req.steps < 1 || req.to >= 0) {
+    if (opts_isset(o, "steps")) {
+        req->steps = (int) opts_int(o, "steps");
+        if (req->action != MIGRATE_DOWN || req->to >= 0) {
             log_error("migrate: --steps K (K >= 1) goes with `down` and not with --to");
-            goto done;
+            return EXIT_USAGE;
         }
     }
-    if (req.action == MIGRATE_REPAIR) {
-        if (!opts_isset(&o, "version") || opts_int(&o, "version") < 1) {
+    if (req->action == MIGRATE_REPAIR) {
+        if (!opts_isset(o, "version")) {
             log_error("migrate repair: --version N is required");
-            goto done;
+            return EXIT_USAGE;
         }
-        req.repair_version = (int) opts_int(&o, "version");
-    } else if (opts_isset(&o, "version")) {
+        req->repair_version = (int) opts_int(o, "version");
+    } else if (opts_isset(o, "version")) {
         log_error("migrate %s: --version goes with `repair` (did you mean --to?)", action);
-        goto done;
+        return EXIT_USAGE;
     }
-    req.dry_run = opts_bool(&o, "dry-run");
-    req.lock_timeout = opts_double(&o, "lock-timeout");
-
-    migration_set set;
-    if (!migration_set_load(opts_str(&o, "migrations-dir"), &set)) {
-        migration_set_free(&set);
-        goto done;
-    }
-    pg_conn *c = pg_connect(g->conninfo, "pgmemctl migrate", opts_double(&o, "wait"));
-    if (!c) {
-        rc = EXIT_FAILURE_;
-        migration_set_free(&set);
-        goto done;
-    }
-    migrate_result res;
-    migrate_run(c, &set, &req, &res);
-    cJSON *doc = render(action, g, c, &set, &req, &res);
-    rc = res.outcome == MIGRATE_OK ? EXIT_OK : res.outcome == MIGRATE_REFUSED ? EXIT_USAGE : EXIT_FAILURE_;
-    if (!doc || !report_print(doc))
-        rc = EXIT_FAILURE_;
-    cJSON_Delete(doc);
-    migrate_result_free(&res);
-    pg_close(c);
-    migration_set_free(&set);
-done:
-    opts_free(&o);
-    return rc;
+    req->dry_run = opts_bool(o, "dry-run");
+    req->lock_timeout = opts_double(o, "lock-timeout");
+    st->set_loaded = true;
+    return migration_set_load(opts_str(o, "migrations-dir"), &st->set) ? EXIT_OK : EXIT_USAGE;
 }
+
+static int run(const cmd_ctx *ctx, const opts *o, pg_conn *c, void *state, cmd_result *out)
+{
+    (void) o;
+    migrate_state *st = state;
+    migrate_result res;
+    migrate_run(c, &st->set, &st->req, &res);
+    out->doc = render(st->action, ctx, c, &st->set, &st->req, &res);
+    int rc = res.outcome == MIGRATE_OK ? EXIT_OK : res.outcome == MIGRATE_REFUSED ? EXIT_USAGE : EXIT_FAILURE_;
+    migrate_result_free(&res);
+    return out->doc ? rc : EXIT_FAILURE_;
+}
+
+static void release(void *state)
+{
+    migrate_state *st = state;
+    if (st->set_loaded)
+        migration_set_free(&st->set);
+}
+
+const command cmd_migrate = {
+    .name = "migrate",
+    .summary = "versioned schema migrations: up, down, status, repair",
+    .flags = CMD_NEEDS_DB,
+    .specs = cmd_migrate_specs,
+    .state_size = sizeof(migrate_state),
+    .usage = "usage: pgmemctl migrate up [--to N] [--dry-run]\n"
+             "       pgmemctl migrate down [--to N | --steps K] [--dry-run]\n"
+             "       pgmemctl migrate status\n"
+             "       pgmemctl migrate repair --version N\n"
+             "\n"
+             "Versioned schema migrations NNNN_name.up.sql / NNNN_name.down.sql, tracked with SHA-256\n"
+             "checksums in pgmemctl_schema_migrations. Each migration runs in its own transaction with its\n"
+             "tracking row, unless its first line is `-- pgmemctl:no-transaction`. Concurrent runs are\n"
+             "serialised by a session advisory lock.\n",
+    .see_also = "See pgmemctl-migrate(1).",
+    .prepare = prepare,
+    .run = run,
+    .release = release,
+};

@@ -12,47 +12,46 @@
 #include <strings.h>
 #include <unistd.h>
 
+static const char *const modes[] = {"shadow", "in-place", NULL};
+static const char *const long_input[] = {"reject", "truncate", NULL};
+
 const opt_spec cmd_reembed_specs[] = {
     {"model", 0, OPT_STRING, NULL, true, "SPEC",
-     "new embedder: builtin:hash[-DIM], openai:MODEL or ollama:MODEL (default with --only-missing: the registry's)"},
-    {"mode", 0, OPT_STRING, "shadow", true, "MODE", "shadow (no downtime) or in-place (maintenance window)"},
-    {"only-missing", 0, OPT_BOOL, NULL, false, NULL, "embed only memories without a vector, with the current model"},
-    {"dry-run", 0, OPT_BOOL, NULL, false, NULL, "print the plan (rows, requests, tokens, time); write and send nothing"},
-    {"yes", 'y', OPT_BOOL, NULL, false, NULL, "do not ask for confirmation"},
-    {"keep-old", 0, OPT_BOOL, NULL, false, NULL, "shadow: keep the old vectors as memories.embedding_old"},
-    {"concurrent-index", 0, OPT_BOOL, NULL, true, NULL, "in-place: build the index with CREATE INDEX CONCURRENTLY"},
-    {"abort", 0, OPT_BOOL, NULL, false, NULL, "undo an interrupted shadow re-embed (drops embedding_next)"},
+     .help = "new embedder: builtin:hash[-DIM], openai:MODEL or ollama:MODEL (default with --only-missing: the registry's)"},
+    {"mode", 0, OPT_STRING, "shadow", true, "MODE", "shadow (no downtime) or in-place (maintenance window)",
+     .choices = modes},
+    {"only-missing", 0, OPT_BOOL, NULL, false, NULL, .help = "embed only memories without a vector, with the current model"},
+    {"dry-run", 0, OPT_BOOL, NULL, false, NULL,
+     .help = "print the plan (rows, requests, tokens, time); write and send nothing"},
+    {"yes", 'y', OPT_BOOL, NULL, false, NULL, .help = "do not ask for confirmation"},
+    {"keep-old", 0, OPT_BOOL, NULL, false, NULL, .help = "shadow: keep the old vectors as memories.embedding_old"},
+    {"concurrent-index", 0, OPT_BOOL, NULL, true, NULL,
+     .help = "in-place: build the index with CREATE INDEX CONCURRENTLY"},
+    {"abort", 0, OPT_BOOL, NULL, false, NULL, .help = "undo an interrupted shadow re-embed (drops embedding_next)"},
     {"batch-size", 0, OPT_INT, "256", true, "N",
-     "memories per embedder request; a write transaction takes --concurrency requests' worth"},
-    {"api-base", 0, OPT_STRING, NULL, true, "URL", "HTTP embedders: base URL (default $OPENAI_BASE_URL / $OLLAMA_HOST)"},
-    {"dimensions", 0, OPT_INT, NULL, true, "N", "openai: ask the model for N dimensions"},
-    {"concurrency", 0, OPT_INT, "4", true, "N", "HTTP embedders: requests in flight"},
-    {"max-retries", 0, OPT_INT, "6", true, "N", "HTTP embedders: retries per request"},
-    {"timeout", 0, OPT_DOUBLE, "600", true, "SECONDS", "HTTP embedders: time limit per batch, retries included"},
+     "memories per embedder request; a write transaction takes --concurrency requests' worth", .min = 1,
+     .max = 100000},
+    {"api-base", 0, OPT_STRING, NULL, true, "URL",
+     .help = "HTTP embedders: base URL (default $OPENAI_BASE_URL / $OLLAMA_HOST)"},
+    {"dimensions", 0, OPT_INT, NULL, true, "N", "openai: ask the model for N dimensions", .min = 1, .max = 16000},
+    {"concurrency", 0, OPT_INT, "4", true, "N", "HTTP embedders: requests in flight", .min = 1, .max = 256},
+    {"max-retries", 0, OPT_INT, "6", true, "N", "HTTP embedders: retries per request", .min = 0, .max = 1000},
+    {"timeout", 0, OPT_DURATION, "600", true, "SECONDS", "HTTP embedders: time limit per batch, retries included",
+     .min = 0, .above_min = true, .max = OPT_NO_MAX},
     {"on-long-input", 0, OPT_STRING, "reject", true, "WHAT",
-     "inputs over 8,191 tokens: reject (reported, left without a vector) or truncate"},
-    {"recall-sample", 0, OPT_INT, "100", true, "N", "shadow: query vectors for the new index's recall check"},
-    {"min-recall", 0, OPT_DOUBLE, "0.9", true, "R", "shadow: recall@10 the new index must reach before the swap"},
-    {"maintenance-work-mem", 0, OPT_STRING, "1GB", true, "SIZE", "maintenance_work_mem for the index build"},
-    {"lock-timeout", 0, OPT_DOUBLE, "10", true, "SECONDS", "how long to wait for another re-embed's lock"},
-    {"wait", 0, OPT_DOUBLE, "0", true, "SECONDS", "wait this long for the server to accept connections"},
+     "inputs over 8,191 tokens: reject (reported, left without a vector) or truncate", .choices = long_input},
+    {"recall-sample", 0, OPT_INT, "100", true, "N", "shadow: query vectors for the new index's recall check", .min = 1,
+     .max = 100000},
+    {"min-recall", 0, OPT_DOUBLE, "0.9", true, "R", "shadow: recall@10 the new index must reach before the swap",
+     .min = 0, .max = 1},
+    {"maintenance-work-mem", 0, OPT_SIZE, "1GB", true, "SIZE", "maintenance_work_mem for the index build",
+     .min = 1048576, .max = OPT_NO_MAX, .setting = "maintenance_work_mem"},
+    {"lock-timeout", 0, OPT_DURATION, "10", true, "SECONDS", "how long to wait for another re-embed's lock", .min = 0,
+     .max = OPT_NO_MAX},
+    {"wait", 0, OPT_DURATION, "0", true, "SECONDS", "wait this long for the server to accept connections", .min = 0,
+     .max = OPT_NO_MAX},
     {0},
 };
-
-void cmd_reembed_help(void)
-{
-    printf("usage: pgmemctl reembed --model SPEC [--mode shadow|in-place] [--dry-run] [--yes] [--keep-old]\n"
-           "       pgmemctl reembed --only-missing [--model SPEC] [--yes]\n"
-           "       pgmemctl reembed --abort\n"
-           "\n"
-           "Re-encodes every memory under a new embedding model (a new dimension included), builds its HNSW\n"
-           "index and updates the embedding_model registry. shadow (default) fills memories.embedding_next\n"
-           "while searches keep using the old vectors, checks the new index's recall@10, then swaps in one\n"
-           "short transaction; in-place rewrites embedding in a maintenance window. An interrupted run\n"
-           "resumes where it stopped when run again.\n\noptions:\n");
-    opts_print_help(cmd_reembed_specs, opts_count(cmd_reembed_specs));
-    printf("\nSee pgmemctl-reembed(1).\n");
-}
 
 typedef struct {
     bool yes;
@@ -148,89 +147,69 @@ static cJSON *render(const pg_conn *c, const reembed_request *req, const reembed
     return doc;
 }
 
-int cmd_reembed(const global_ctx *g, int argc, char **argv)
+typedef struct {
+    reembed_request req;
+    confirm_ctx cc;
+} reembed_state;
+
+static int prepare(const cmd_ctx *ctx, const opts *o, void *state, bool *needs_db)
 {
-    opts o;
-    bool help;
-    if (!opts_parse(&o, "reembed", cmd_reembed_specs, opts_count(cmd_reembed_specs), argc, argv, g->cfg, &help)) {
-        opts_free(&o);
+    (void) ctx;
+    (void) needs_db;
+    reembed_state *st = state;
+    st->cc = (confirm_ctx){.yes = opts_bool(o, "yes")};
+    st->req = (reembed_request){
+        .model = opts_str(o, "model"),
+        .only_missing = opts_bool(o, "only-missing"),
+        .dry_run = opts_bool(o, "dry-run"),
+        .keep_old = opts_bool(o, "keep-old"),
+        .concurrent_index = opts_bool(o, "concurrent-index"),
+        .batch_size = (int) opts_int(o, "batch-size"),
+        .recall_sample = (int) opts_int(o, "recall-sample"),
+        .min_recall = opts_double(o, "min-recall"),
+        .lock_timeout = opts_double(o, "lock-timeout"),
+        .maintenance_work_mem = opts_str(o, "maintenance-work-mem"),
+        .mode = !strcmp(opts_str(o, "mode"), "in-place") ? REEMBED_IN_PLACE : REEMBED_SHADOW,
+        .confirm = confirm,
+        .confirm_arg = &st->cc,
+        .eopt = {.api_base = opts_str(o, "api-base"),
+                 .dimensions = opts_isset(o, "dimensions") ? (int) opts_int(o, "dimensions") : 0,
+                 .concurrency = (int) opts_int(o, "concurrency"),
+                 .inputs_per_request = (int) opts_int(o, "batch-size"),
+                 /* the embedder reads 0 as "default" and < 0 as "none" */
+                 .max_retries = opts_int(o, "max-retries") == 0 ? -1 : (int) opts_int(o, "max-retries"),
+                 .timeout = opts_double(o, "timeout"),
+                 .truncate_long = !strcmp(opts_str(o, "on-long-input"), "truncate")},
+    };
+    if (o->nargs > 0) {
+        log_error("reembed: unexpected argument \"%s\" (see pgmemctl reembed --help)", o->args[0]);
         return EXIT_USAGE;
     }
-    if (help) {
-        cmd_reembed_help();
-        opts_free(&o);
-        return EXIT_OK;
-    }
-    int rc = EXIT_USAGE;
-    confirm_ctx cc = {.yes = opts_bool(&o, "yes")};
-    reembed_request req = {
-        .model = opts_str(&o, "model"),
-        .only_missing = opts_bool(&o, "only-missing"),
-        .dry_run = opts_bool(&o, "dry-run"),
-        .keep_old = opts_bool(&o, "keep-old"),
-        .concurrent_index = opts_bool(&o, "concurrent-index"),
-        .batch_size = (int) opts_int(&o, "batch-size"),
-        .recall_sample = (int) opts_int(&o, "recall-sample"),
-        .min_recall = opts_double(&o, "min-recall"),
-        .lock_timeout = opts_double(&o, "lock-timeout"),
-        .maintenance_work_mem = opts_str(&o, "maintenance-work-mem"),
-        .confirm = confirm,
-        .confirm_arg = &cc,
-        .eopt = {.api_base = opts_str(&o, "api-base"),
-                 .dimensions = opts_isset(&o, "dimensions") ? (int) opts_int(&o, "dimensions") : 0,
-                 .concurrency = (int) opts_int(&o, "concurrency"),
-                 .inputs_per_request = (int) opts_int(&o, "batch-size"),
-                 /* the embedder reads 0 as "default" and < 0 as "none" */
-                 .max_retries = opts_int(&o, "max-retries") == 0 ? -1 : (int) opts_int(&o, "max-retries"),
-                 .timeout = opts_double(&o, "timeout")},
-    };
-    const char *mode = opts_str(&o, "mode"), *longin = opts_str(&o, "on-long-input");
-    if (o.nargs > 0) {
-        log_error("reembed: unexpected argument \"%s\" (see pgmemctl reembed --help)", o.args[0]);
-        goto done;
-    }
-    if (!strcmp(mode, "shadow"))
-        req.mode = REEMBED_SHADOW;
-    else if (!strcmp(mode, "in-place"))
-        req.mode = REEMBED_IN_PLACE;
-    else {
-        log_error("reembed: --mode must be shadow or in-place, not \"%s\"", mode);
-        goto done;
-    }
-    if (!strcmp(longin, "truncate") || !strcmp(longin, "reject"))
-        req.eopt.truncate_long = !strcmp(longin, "truncate");
-    else {
-        log_error("reembed: --on-long-input must be truncate or reject, not \"%s\"", longin);
-        goto done;
-    }
-    if (req.batch_size < 1 || req.batch_size > 100000 || req.recall_sample < 1 || req.min_recall < 0 ||
-        req.min_recall > 1 || req.eopt.concurrency < 1 || opts_int(&o, "max-retries") < 0 || req.eopt.timeout <= 0 ||
-        req.eopt.dimensions < 0) {
-        log_error("reembed: out of range: --batch-size 1..100000, --recall-sample >= 1, --min-recall 0..1,"
-                  " --concurrency >= 1, --max-retries >= 0, --timeout > 0, --dimensions >= 1");
-        goto done;
-    }
     /* a model from the config file or the environment does not conflict with --abort */
-    if (opts_bool(&o, "abort") && (opts_flag_given(&o, "model") || req.only_missing || req.dry_run)) {
+    if (opts_bool(o, "abort") && (opts_flag_given(o, "model") || st->req.only_missing || st->req.dry_run)) {
         log_error("reembed: --abort goes alone");
-        goto done;
+        return EXIT_USAGE;
     }
-    pg_conn *c = pg_connect(g->conninfo, "pgmemctl reembed", opts_double(&o, "wait"));
-    if (!c) {
-        rc = EXIT_FAILURE_;
-        goto done;
-    }
-    req.display = pg_display(c);
+    return EXIT_OK;
+}
+
+static int run(const cmd_ctx *ctx, const opts *o, pg_conn *c, void *state, cmd_result *out)
+{
+    (void) ctx;
+    reembed_state *st = state;
+    reembed_request *req = &st->req;
+    req->display = pg_display(c);
     reembed_result res;
-    if (opts_bool(&o, "abort"))
-        reembed_abort(c, &req, &res);
+    if (opts_bool(o, "abort"))
+        reembed_abort(c, req, &res);
     else
-        reembed_run(c, &req, &res);
-    if (cc.refused_no_tty) {
+        reembed_run(c, req, &res);
+    if (st->cc.refused_no_tty) {
         res.outcome = REEMBED_REFUSED;
         snprintf(res.message, sizeof res.message, "confirmation needed: pass --yes (no terminal to ask on)");
         log_error("reembed: %s", res.message);
     }
+    int rc;
     switch (res.outcome) {
     case REEMBED_OK:
     case REEMBED_NOTHING: rc = EXIT_OK; break;
@@ -240,13 +219,27 @@ int cmd_reembed(const global_ctx *g, int argc, char **argv)
     }
     if (res.outcome == REEMBED_OK || res.outcome == REEMBED_NOTHING || res.outcome == REEMBED_REJECTED)
         log_info("reembed: %s", res.message[0] ? res.message : "done");
-    cJSON *doc = render(c, &req, &res);
-    if (!doc || !report_print(doc))
-        rc = EXIT_FAILURE_;
-    cJSON_Delete(doc);
+    out->doc = render(c, req, &res);
     reembed_result_free(&res);
-    pg_close(c);
-done:
-    opts_free(&o);
-    return rc;
+    return out->doc ? rc : EXIT_FAILURE_;
 }
+
+const command cmd_reembed = {
+    .name = "reembed",
+    .summary = "re-encode every memory under a new embedding model, with no downtime",
+    .flags = CMD_NEEDS_DB,
+    .specs = cmd_reembed_specs,
+    .state_size = sizeof(reembed_state),
+    .usage = "usage: pgmemctl reembed --model SPEC [--mode shadow|in-place] [--dry-run] [--yes] [--keep-old]\n"
+             "       pgmemctl reembed --only-missing [--model SPEC] [--yes]\n"
+             "       pgmemctl reembed --abort\n"
+             "\n"
+             "Re-encodes every memory under a new embedding model (a new dimension included), builds its HNSW\n"
+             "index and updates the embedding_model registry. shadow (default) fills memories.embedding_next\n"
+             "while searches keep using the old vectors, checks the new index's recall@10, then swaps in one\n"
+             "short transaction; in-place rewrites embedding in a maintenance window. An interrupted run\n"
+             "resumes where it stopped when run again.\n",
+    .see_also = "See pgmemctl-reembed(1).",
+    .prepare = prepare,
+    .run = run,
+};

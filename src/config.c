@@ -87,10 +87,13 @@ static bool check_key(const config *cfg, const config_section *sec, const char *
             return false;
         }
         opt_value tmp = {0};
-        char why[200];
-        if (!opts_convert(s->type, value, &tmp, why, sizeof why)) {
-            log_error("%s:%d:%d: %s.%s: %s", cfg->path, line, col, sec->section, key, why);
+        char why[256];
+        switch (opts_check(s, value, &tmp, why, sizeof why)) {
+        case OPT_CHECK_TYPE: log_error("%s:%d:%d: %s.%s: %s", cfg->path, line, col, sec->section, key, why); return false;
+        case OPT_CHECK_RANGE:
+            log_error("%s:%d:%d: %s.%s %s: %s", cfg->path, line, col, sec->section, key, value, why);
             return false;
+        case OPT_CHECK_OK: break;
         }
         return true;
     }
@@ -141,6 +144,12 @@ static bool parse_section(reader *r, config *cfg, const config_section *sec)
     }
 }
 
+/* opts_source.get over a config. */
+static const char *source_get(const void *ctx, const char *section, const char *key, int *line, int *col)
+{
+    return config_get(ctx, section, key, line, col);
+}
+
 /* Reads the config from f when it is not NULL, else from text[0, len); path names it in messages. */
 static config *config_read(const char *path, FILE *f, const char *text, size_t len, const config_section *sections,
                            int nsections)
@@ -151,6 +160,7 @@ static config *config_read(const char *path, FILE *f, const char *text, size_t l
         config_free(cfg);
         return NULL;
     }
+    cfg->source = (opts_source){.path = cfg->path, .get = source_get, .ctx = cfg};
     if (f)
         yaml_parser_set_input_file(&r.parser, f);
     else
@@ -269,3 +279,5 @@ const char *config_get(const config *cfg, const char *section, const char *key, 
     }
     return NULL;
 }
+
+const opts_source *config_source(const config *cfg) { return cfg ? &cfg->source : NULL; }

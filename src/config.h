@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+typedef struct config config;
+
 typedef struct {
     const char *section;      /* command name */
     const opt_spec *specs;
@@ -26,6 +28,7 @@ struct config {
     char *path;
     config_entry *entries;
     int n;
+    opts_source source;       /* config_source's answer */
 };
 
 /* Loads and validates path against the known sections (and the top-level key "database").
@@ -40,6 +43,10 @@ config *config_load(const char *path, const config_section *sections, int nsecti
 config *config_parse(const char *text, size_t len, const char *display, const config_section *sections,
                      int nsections);
 void config_free(config *cfg);
+
+/* cfg as a source of option values for opts_parse; NULL for a NULL cfg. The answer lives in
+ * cfg (filled when cfg was read; valid until config_free). */
+const opts_source *config_source(const config *cfg);
 
 /* The scalar for section/key (section NULL for top level), or NULL; line and col may be NULL. */
 const char *config_get(const config *cfg, const char *section, const char *key, int *line, int *col);

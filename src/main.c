@@ -11,21 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-static const command commands[] = {
-    {"migrate", "versioned schema migrations: up, down, status, repair", cmd_migrate, cmd_migrate_help,
-     cmd_migrate_specs},
-    {"copy", "copy a vestige SQLite memory store into PostgreSQL + pgvector", cmd_copy, cmd_copy_help,
-     cmd_copy_specs},
-    {"reembed", "re-encode every memory under a new embedding model, with no downtime", cmd_reembed,
-     cmd_reembed_help, cmd_reembed_specs},
-    {"verify", "check pgvector state for CI: versions, indexes, plans, migrations", cmd_verify, cmd_verify_help,
-     cmd_verify_specs},
-    {"bench", "search latency, recall@k and QPS of the store (or of scratch stores)", cmd_bench, cmd_bench_help,
-     cmd_bench_specs},
-    {"upgrade", "major-version upgrade with pgvector (pg_upgrade or dump/restore), preflight and proof", cmd_upgrade,
-     cmd_upgrade_help, cmd_upgrade_specs},
-    {"upgrade-pg16-to-pg17", "the same as upgrade --from-version 16 --to-version 17", cmd_upgrade, cmd_upgrade_help,
-     cmd_upgrade_specs},
+static const command *const commands[] = {
+    &cmd_migrate, &cmd_copy, &cmd_reembed, &cmd_verify, &cmd_bench, &cmd_upgrade, &cmd_upgrade_preset,
 };
 #define NCOMMANDS ((int) (sizeof commands / sizeof commands[0]))
 
@@ -49,16 +36,106 @@ static void usage(FILE *out)
             "      --version            tool version, build kind and the linked libraries' versions\n"
             "\ncommands:\n");
     for (int i = 0; i < NCOMMANDS; i++)
-        fprintf(out, "  %-22s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-22s %s\n", commands[i]->name, commands[i]->summary);
     fprintf(out, "\nSee pgmemctl(1) and pgmemctl-<command>(1).\n");
 }
 
 static const command *find_command(const char *name)
 {
     for (int i = 0; i < NCOMMANDS; i++)
-        if (!strcmp(commands[i].name, name))
-            return &commands[i];
+        if (!strcmp(commands[i]->name, name))
+            return commands[i];
     return NULL;
+}
+
+static void print_help(const command *cmd)
+{
+    printf("%s\noptions:\n", cmd->usage);
+    opts_print_help(cmd->specs, opts_count(cmd->specs));
+    printf("\n%s\n", cmd->see_also);
+}
+
+/* Has the server accept every option of o that becomes a server setting, in a transaction rolled
+ * back at once. EXIT_OK, or EXIT_USAGE naming the option, its value and the server's words
+ * (EXIT_FAILURE_ when the check could not run). */
+static int check_settings(const cmd_ctx *ctx, const opts *o, pg_conn *c)
+{
+    const char *names[16], *values[16];
+    char buf[16][64];
+    int idx[16], n = 0;
+    for (int i = 0; i < o->n && n < 16; i++) {
+        if (!o->specs[i].setting || !opts_setting_value(o, i, buf[n], sizeof buf[n]))
+            continue;
+        names[n] = o->specs[i].setting;
+        values[n] = buf[n];
+        idx[n++] = i;
+    }
+    int bad = pg_settings_check(c, names, values, n);
+    if (bad < 0)
+        return EXIT_OK;
+    char err[512];
+    pg_error_text(c, err, sizeof err);
+    if (bad == n) {
+        log_error("%s: checking the server settings: %s", ctx->section, err);
+        return EXIT_FAILURE_;
+    }
+    const opt_value *v = &o->values[idx[bad]];
+    log_error("%s: --%s %s: the server does not accept it as %s: %s", ctx->section, o->specs[idx[bad]].name, v->text,
+              names[bad], err);
+    return EXIT_USAGE;
+}
+
+/* Everything a command shares: its options parsed and checked, --help, prepare, the connection
+ * and the server's check of settings for CMD_NEEDS_DB, run, the result printed on stdout. */
+static int run_command(const command *cmd, const cmd_ctx *ctx, int argc, char **argv)
+{
+    opts o;
+    bool help;
+    if (!opts_parse(&o, ctx->section, cmd->specs, opts_count(cmd->specs), argc, argv, config_source(ctx->cfg), &help)) {
+        opts_free(&o);
+        return EXIT_USAGE;
+    }
+    if (help) {
+        print_help(cmd);
+        opts_free(&o);
+        return EXIT_OK;
+    }
+    if ((cmd->flags & CMD_OWN_SERVERS) && ctx->conninfo && !strcmp(ctx->conninfo_src, "flag")) {
+        log_error("%s: -d/--database does not apply: use --from and --to (dump) or the data directories "
+                  "(pg_upgrade)", ctx->section);
+        opts_free(&o);
+        return EXIT_USAGE;
+    }
+    void *state = calloc(1, cmd->state_size ? cmd->state_size : 1);
+    bool needs_db = (cmd->flags & CMD_NEEDS_DB) != 0;
+    pg_conn *c = NULL;
+    cmd_result res = {0};
+    int rc = !state ? EXIT_FAILURE_ : cmd->prepare ? cmd->prepare(ctx, &o, state, &needs_db) : EXIT_OK;
+    if (rc == EXIT_OK && needs_db) {
+        char app[64];
+        snprintf(app, sizeof app, "pgmemctl %s", ctx->section);
+        c = pg_connect(ctx->conninfo, app, opts_has(&o, "wait") ? opts_double(&o, "wait") : 0);
+        rc = c ? check_settings(ctx, &o, c) : EXIT_FAILURE_;
+        if (rc == EXIT_OK && (cmd->flags & CMD_READ_ONLY) && !pg_run(c, "SET default_transaction_read_only = on", 0, NULL)) {
+            char err[512];
+            log_error("%s: making the session read-only: %s", ctx->section, pg_error_text(c, err, sizeof err));
+            rc = EXIT_FAILURE_;
+        }
+    }
+    if (rc == EXIT_OK)
+        rc = cmd->run(ctx, &o, c, state, &res);
+    if (res.doc && !report_print(res.doc))
+        rc = EXIT_FAILURE_;
+    else if (!res.doc && res.text && !report_print_text(res.text))
+        rc = EXIT_FAILURE_;
+    cJSON_Delete(res.doc);
+    free(res.text);
+    if (state && cmd->release)
+        cmd->release(state);
+    free(state);
+    pg_close(c);
+    opts_free(&o);
+    return rc;
 }
 
 /* Every run that reaches a command prints one JSON document: when the command ended before it
@@ -125,7 +202,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "error: unknown command \"%s\"\n", argv[a + 1]);
             return EXIT_USAGE;
         }
-        c->help();
+        print_help(c);
         return EXIT_OK;
     }
     const command *cmd = find_command(name);
@@ -140,7 +217,7 @@ int main(int argc, char **argv)
 
     config_section sections[NCOMMANDS];
     for (int i = 0; i < NCOMMANDS; i++)
-        sections[i] = (config_section){commands[i].name, commands[i].specs, opts_count(commands[i].specs)};
+        sections[i] = (config_section){commands[i]->name, commands[i]->specs, opts_count(commands[i]->specs)};
     config *cfg = NULL;
     if (!config_path && access("pgmemctl.yaml", F_OK) == 0)
         config_path = "pgmemctl.yaml";
@@ -152,7 +229,7 @@ int main(int argc, char **argv)
     }
 
     const char *env_url = getenv("DATABASE_URL");
-    global_ctx g = {.conninfo = NULL, .conninfo_src = "libpq defaults", .cfg = cfg};
+    cmd_ctx g = {.name = name, .section = cmd->section ? cmd->section : cmd->name, .conninfo = NULL, .conninfo_src = "libpq defaults", .cfg = cfg};
     if (database) {
         g.conninfo = database;
         g.conninfo_src = "flag";
@@ -163,7 +240,7 @@ int main(int argc, char **argv)
         g.conninfo = config_get(cfg, NULL, "database", NULL, NULL);
         g.conninfo_src = "config";
     }
-    int rc = cmd->run(&g, argc - a, argv + a);
+    int rc = run_command(cmd, &g, argc - a, argv + a);
     config_free(cfg);
     return finish(name, rc);
 }

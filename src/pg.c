@@ -258,6 +258,13 @@ static void set_error_from_result(pg_conn *c, const PGresult *res)
 const char *pg_errmsg(const pg_conn *c) { return c->errmsg ? c->errmsg : ""; }
 const char *pg_sqlstate(const pg_conn *c) { return c->sqlstate; }
 
+const char *pg_error_text(const pg_conn *c, char *buf, size_t len)
+{
+    const char *st = pg_sqlstate(c);
+    snprintf(buf, len, "%s%s%s%s", pg_errmsg(c), st[0] ? " (SQLSTATE " : "", st, st[0] ? ")" : "");
+    return buf;
+}
+
 /* ---- connections ------------------------------------------------------------------------ */
 
 static void notice_to_log(void *arg, const char *message)
@@ -668,6 +675,20 @@ void pg_rollback(pg_conn *c)
         return;
     PGresult *res = PQexec(c->conn, "ROLLBACK");
     PQclear(res);
+}
+
+int pg_settings_check(pg_conn *c, const char *const *names, const char *const *values, int n)
+{
+    if (n == 0)
+        return -1;
+    if (!pg_begin(c))
+        return n;
+    int bad = -1;
+    for (int i = 0; i < n && bad < 0; i++)
+        if (!pg_run(c, "SELECT set_config($1, $2, true)", 2, (const char *[]){names[i], values[i]}))
+            bad = i;
+    pg_rollback(c); /* keeps the error of the refused value in c */
+    return bad;
 }
 
 int pg_advisory_lock(pg_conn *c, int64_t key, double timeout_seconds, int *holder_pid)

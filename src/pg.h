@@ -49,6 +49,10 @@ const char *pg_display(const pg_conn *c);
 const char *pg_errmsg(const pg_conn *c);
 const char *pg_sqlstate(const pg_conn *c);
 
+/* The last error of c as "message (SQLSTATE xxxxx)", or the message alone when it has no
+ * SQLSTATE (a client-side error), written to buf (len bytes, truncated to fit). Returns buf. */
+const char *pg_error_text(const pg_conn *c, char *buf, size_t len);
+
 /* Server version as an integer (e.g. 150020) and backend pid. */
 int pg_server_version(const pg_conn *c);
 int pg_backend_pid(const pg_conn *c);
@@ -108,6 +112,13 @@ char *pg_quote_literal(pg_conn *c, const char *s);
 bool pg_begin(pg_conn *c);
 bool pg_commit(pg_conn *c);
 void pg_rollback(pg_conn *c);
+
+/* Asks the server whether it accepts n settings (names[i] = values[i], text as for SET): each is
+ * tried with set_config(name, value, true) in one transaction that is then rolled back, so
+ * nothing changes. Call it outside a transaction. Returns -1 when every value is accepted; the
+ * index of the first one refused, with the server's error in c (pg_errmsg, pg_error_text); or
+ * n when the check itself could not run (error in c). Nothing is logged. */
+int pg_settings_check(pg_conn *c, const char *const *names, const char *const *values, int n);
 
 /* Session advisory lock on key, polled with pg_try_advisory_lock every 200 ms for at most
  * timeout_seconds (never a blocking wait: a blocked waiter deadlocks with CREATE INDEX

@@ -15,10 +15,10 @@ TestSuite(opts, .fini = tu_leak_check);
 
 /* A test section with one option of each type, next to the real migrate section. */
 static const opt_spec test_specs[] = {
-    {"flag", 0, OPT_BOOL, NULL, true, NULL, "a boolean"},
-    {"count", 'n', OPT_INT, "10", true, "N", "an integer"},
-    {"name", 0, OPT_STRING, NULL, true, "NAME", "a string"},
-    {"only-flag", 0, OPT_INT, NULL, false, "N", "not configurable"},
+    {"flag", 0, OPT_BOOL, NULL, true, NULL, .help = "a boolean"},
+    {"count", 'n', OPT_INT, "10", true, "N", .help = "an integer"},
+    {"name", 0, OPT_STRING, NULL, true, "NAME", .help = "a string"},
+    {"only-flag", 0, OPT_INT, NULL, false, "N", .help = "not configurable"},
     {0},
 };
 
@@ -216,7 +216,7 @@ static resolved resolve(const config *cfg, const char *flag)
     bool help = false;
     tu_stderr_begin();
     resolved r = {0};
-    r.ok = opts_parse(&o, "migrate", cmd_migrate_specs, opts_count(cmd_migrate_specs), argc, argv, cfg, &help);
+    r.ok = opts_parse(&o, "migrate", cmd_migrate_specs, opts_count(cmd_migrate_specs), argc, argv, config_source(cfg), &help);
     r.log = tu_stderr_end();
     if (r.ok) {
         cr_expect_not(help);
@@ -329,7 +329,7 @@ Test(opts, types_and_short_flags)
     char *argv[] = {(char *) "test", (char *) "-n", (char *) "5", (char *) "pos", (char *) "--", (char *) "--x", NULL};
     opts o;
     bool help;
-    cr_assert(opts_parse(&o, "test", test_specs, opts_count(test_specs), 6, argv, l.cfg, &help));
+    cr_assert(opts_parse(&o, "test", test_specs, opts_count(test_specs), 6, argv, config_source(l.cfg), &help));
     cr_expect(opts_bool(&o, "flag"));
     cr_expect_eq(opts_int(&o, "count"), 5);
     cr_expect_str_eq(opts_str(&o, "name"), "from-file");
@@ -340,7 +340,7 @@ Test(opts, types_and_short_flags)
     opts_free(&o);
 
     char *argv2[] = {(char *) "test", (char *) "--no-flag", NULL};
-    cr_assert(opts_parse(&o, "test", test_specs, opts_count(test_specs), 2, argv2, l.cfg, &help));
+    cr_assert(opts_parse(&o, "test", test_specs, opts_count(test_specs), 2, argv2, config_source(l.cfg), &help));
     cr_expect_not(opts_bool(&o, "flag"), "--no-flag beats the file");
     cr_expect_eq(opts_int(&o, "count"), 10, "the default");
     opts_free(&o);
