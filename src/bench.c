@@ -50,10 +50,10 @@ static bool vector_extension(pg_conn *c, bool may_create, bench_env *env, bool *
             *refused = true;
             v = NULL;
         } else if (!pg_run(c, "CREATE EXTENSION IF NOT EXISTS vector", 0, NULL)) {
-            log_error("bench: the vector extension is not installed and this role may not create it: %s%s%s%s. "
+            char err[512];
+            log_error("bench: the vector extension is not installed and this role may not create it: %s. "
                       "Have a superuser (or a role that may) run, in %s: CREATE EXTENSION vector;",
-                      pg_errmsg(c), pg_sqlstate(c)[0] ? " (SQLSTATE " : "", pg_sqlstate(c), pg_sqlstate(c)[0] ? ")" : "",
-                      who ? who : "this database");
+                      pg_error_text(c, err, sizeof err), who ? who : "this database");
             *refused = true;
             v = NULL;
         } else {

@@ -262,8 +262,8 @@ static bool run_logged(pg_conn *c, const char *sql, const char *what)
 {
     if (pg_run(c, sql, 0, NULL))
         return true;
-    log_error("bench: %s: %s%s%s%s", what, pg_errmsg(c), pg_sqlstate(c)[0] ? " (SQLSTATE " : "", pg_sqlstate(c),
-              pg_sqlstate(c)[0] ? ")" : "");
+    char err[512];
+    log_error("bench: %s: %s", what, pg_error_text(c, err, sizeof err));
     return false;
 }
 

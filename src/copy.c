@@ -43,8 +43,8 @@ void copy_fail(copy_shared *sh, copy_outcome o, const char *fmt, ...)
 
 void copy_pg_fail(copy_shared *sh, pg_conn *c, const char *what)
 {
-    copy_fail(sh, COPY_FAILED, "%s: %s%s%s%s", what, pg_errmsg(c), pg_sqlstate(c)[0] ? " (SQLSTATE " : "",
-              pg_sqlstate(c), pg_sqlstate(c)[0] ? ")" : "");
+    char err[512];
+    copy_fail(sh, COPY_FAILED, "%s: %s", what, pg_error_text(c, err, sizeof err));
 }
 
 /* ---- rejected nodes ------------------------------------------------------------------------- */

@@ -585,8 +585,7 @@ static bool run_one(pg_conn *c, const migration *m, bool up, migrate_step *step,
         if (ok)
             ok = pg_commit(c);
         if (!ok) {
-            snprintf(why, whylen, "%s%s%s%s", pg_errmsg(c), pg_sqlstate(c)[0] ? " (SQLSTATE " : "", pg_sqlstate(c),
-                     pg_sqlstate(c)[0] ? ")" : "");
+            pg_error_text(c, why, whylen);
             log_error("%s: %s", file, why);
             pg_rollback(c);
             log_error("%s: rolled back; nothing of this migration was kept", file);
@@ -601,8 +600,8 @@ static bool run_one(pg_conn *c, const migration *m, bool up, migrate_step *step,
         }
         for (int i = 0; ok && i < n; i++) {
             if (!pg_run_script(c, stmts[i])) {
-                snprintf(why, whylen, "statement %d of %d failed: %s%s%s%s", i + 1, n, pg_errmsg(c),
-                         pg_sqlstate(c)[0] ? " (SQLSTATE " : "", pg_sqlstate(c), pg_sqlstate(c)[0] ? ")" : "");
+                char err[512];
+                snprintf(why, whylen, "statement %d of %d failed: %s", i + 1, n, pg_error_text(c, err, sizeof err));
                 log_error("%s: %s", file, why);
                 ok = false;
             }

@@ -51,8 +51,8 @@ __attribute__((format(printf, 3, 4))) static void finish(rstate *s, reembed_outc
 /* Fails with the connection's error and what was being done. */
 static void fail_sql(rstate *s, const char *what)
 {
-    const char *st = pg_sqlstate(s->c);
-    finish(s, REEMBED_FAILED, "%s: %s%s%s%s", what, pg_errmsg(s->c), st[0] ? " (SQLSTATE " : "", st, st[0] ? ")" : "");
+    char err[512];
+    finish(s, REEMBED_FAILED, "%s: %s", what, pg_error_text(s->c, err, sizeof err));
 }
 
 /* ---- reading the store ------------------------------------------------------------------- */

@@ -78,11 +78,8 @@ void vr_fail(verify_result *r, const char *fmt, ...)
 
 void vr_fail_sql(verify_result *r, pg_conn *c, const char *what)
 {
-    const char *st = pg_sqlstate(c);
-    if (st[0])
-        vr_fail(r, "%s: %s (SQLSTATE %s)", what, pg_errmsg(c), st);
-    else
-        vr_fail(r, "%s: %s", what, pg_errmsg(c));
+    char err[512];
+    vr_fail(r, "%s: %s", what, pg_error_text(c, err, sizeof err));
 }
 
 cJSON *vr_details(verify_result *r)
