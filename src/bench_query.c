@@ -4,6 +4,7 @@
 #include "bench_int.h"
 #include "bench_stats.h"
 #include "log.h"
+#include "migrations_gen.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -17,6 +18,27 @@ double bench_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+const char *bench_sql(const char *name)
+{
+    for (int i = 0; i < embedded_sql_count; i++)
+        if (!strcmp(embedded_sql[i].name, name))
+            return embedded_sql[i].data;
+    log_error("bench: internal error: no embedded sql/%s", name);
+    return NULL;
+}
+
+void bench_query_set_free(bench_query_set *qs)
+{
+    for (int i = 0; i < qs->n; i++) {
+        free(qs->q[i].vector);
+        free(qs->q[i].text);
+        free(qs->q[i].domains);
+    }
+    free(qs->q);
+    qs->q = NULL;
+    qs->n = 0;
 }
 
 const char *bench_kind_name(bench_kind k)

@@ -24,27 +24,6 @@ struct bench_sample {
     float *v;
 };
 
-const char *bench_sql(const char *name)
-{
-    for (int i = 0; i < embedded_sql_count; i++)
-        if (!strcmp(embedded_sql[i].name, name))
-            return embedded_sql[i].data;
-    log_error("bench: internal error: no embedded sql/%s", name);
-    return NULL;
-}
-
-void bench_query_set_free(bench_query_set *qs)
-{
-    for (int i = 0; i < qs->n; i++) {
-        free(qs->q[i].vector);
-        free(qs->q[i].text);
-        free(qs->q[i].domains);
-    }
-    free(qs->q);
-    qs->q = NULL;
-    qs->n = 0;
-}
-
 /* Rows of the sample in load order: memories with their embedding, by rowid. */
 #define SAMPLE_ROWS_SQL                                                                                     \
     "SELECT n.id, n.content, n.node_type, n.tags, e.embedding FROM knowledge_nodes n "                     \
