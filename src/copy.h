@@ -3,7 +3,7 @@
 #ifndef PGMEMCTL_COPY_H
 #define PGMEMCTL_COPY_H
 
-#include "parse.h"
+#include "sqlite_values.h"
 #include "pg.h"
 
 #include <cjson/cJSON.h>

@@ -11,8 +11,8 @@
 #ifndef PGMEMCTL_COPY_MAP_H
 #define PGMEMCTL_COPY_MAP_H
 
-#include "parse.h"
-#include "pgcopy.h"
+#include "sqlite_values.h"
+#include "copy_binary.h"
 #include "sqlite_src.h"
 
 #include <stdbool.h>

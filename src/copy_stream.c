@@ -5,7 +5,7 @@
 #include "copy_int.h"
 #include "copy_queue.h"
 #include "log.h"
-#include "pgcopy.h"
+#include "copy_binary.h"
 
 #include <inttypes.h>
 #include <stdio.h>

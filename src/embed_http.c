@@ -4,7 +4,7 @@
 #include "embed_http.h"
 
 #include "log.h"
-#include "parse.h"
+#include "sqlite_values.h"
 #include "redact.h"
 
 #include <dirent.h>

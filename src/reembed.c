@@ -4,8 +4,8 @@
  * reembed_index.c. */
 #include "reembed.h"
 #include "log.h"
-#include "parse.h"
-#include "pgcopy.h"
+#include "sqlite_values.h"
+#include "copy_binary.h"
 #include "progress.h"
 #include "reembed_index.h"
 

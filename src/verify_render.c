@@ -2,7 +2,7 @@
  * XML for CI test reports and TAP (with YAMLish diagnostics from libyaml) for prove and friends. */
 #include "verify.h"
 #include "log.h"
-#include "parse.h"
+#include "sqlite_values.h"
 #include "redact.h"
 #include "report.h"
 
@@ -125,7 +125,7 @@ static char *sb_finish(sbuf *b)
  *   1. masks registered secrets first, so that an escaped form ("p&amp;ss", "p\"ss") cannot
  *      slip past the final scrub of the whole document;
  *   2. replaces each byte that does not start a valid UTF-8 sequence with U+FFFD, so every
- *      format receives valid UTF-8 (parse.c's text_check decides what is valid: no overlongs,
+ *      format receives valid UTF-8 (sqlite_values.c's text_check decides what is valid: no overlongs,
  *      surrogates or code points above U+10FFFF);
  *   3. applies the escaping of the output context (esc_mode). */
 

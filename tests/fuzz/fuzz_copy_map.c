@@ -15,7 +15,7 @@
 #include "copy_map.h"
 #include "fuzz/fuzz.h"
 #include "log.h"
-#include "parse.h"
+#include "sqlite_values.h"
 #include "vec.h"
 
 #include <cjson/cJSON.h>

@@ -11,7 +11,7 @@
 #include "embed_http.h"
 #include "fuzz/fuzz.h"
 #include "log.h"
-#include "parse.h"
+#include "sqlite_values.h"
 
 #include <math.h>
 #include <stdbool.h>

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "common/testutil.h"
-#include "parse.h"
+#include "sqlite_values.h"
 #include "sample_text.h"
 
 TestSuite(sample_text, .fini = tu_leak_check);

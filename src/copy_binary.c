@@ -1,6 +1,6 @@
-/* pgcopy.c — growable byte buffer and PostgreSQL binary COPY writer. Layouts follow the
- * server's *_send functions; see pgcopy.h for the per-type sources. */
-#include "pgcopy.h"
+/* copy_binary.c — growable byte buffer and PostgreSQL binary COPY writer. Layouts follow the
+ * server's *_send functions; see copy_binary.h for the per-type sources. */
+#include "copy_binary.h"
 
 #include <stdlib.h>
 #include <string.h>

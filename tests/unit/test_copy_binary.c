@@ -1,4 +1,4 @@
-/* test_pgcopy.c — unit tests for src/pgcopy.c: the growable buffer and byte-exact binary COPY
+/* test_copy_binary.c — unit tests for src/copy_binary.c: the growable buffer and byte-exact binary COPY
  * output (header, trailer, every field type, arrays, vectors, oom behaviour). */
 #include <criterion/criterion.h>
 
@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pgcopy.h"
+#include "copy_binary.h"
 #include "vec.h"
 
 static void test_expect(const pgbuf *b, const unsigned char *want, size_t n)

@@ -1,7 +1,7 @@
-/* pgcopy.h — a growable byte buffer and a writer for PostgreSQL's binary COPY format
+/* copy_binary.h — a growable byte buffer and a writer for PostgreSQL's binary COPY format
  * (https://www.postgresql.org/docs/current/sql-copy.html, "Binary Format"). */
-#ifndef PGMEMCTL_PGCOPY_H
-#define PGMEMCTL_PGCOPY_H
+#ifndef PGMEMCTL_COPY_BINARY_H
+#define PGMEMCTL_COPY_BINARY_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,6 +1,6 @@
-/* parse.c — validators and converters for untrusted SQLite values: UUIDs, UTF-8 text,
+/* sqlite_values.c — validators and converters for untrusted SQLite values: UUIDs, UTF-8 text,
  * timestamps (to PostgreSQL's microseconds-since-2000) and vestige's JSON tag arrays. */
-#include "parse.h"
+#include "sqlite_values.h"
 
 #include <stdalign.h>
 #include <stdarg.h>

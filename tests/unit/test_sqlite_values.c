@@ -1,4 +1,4 @@
-/* test_parse.c — unit tests for src/parse.c: UUIDs, UTF-8 text checks, timestamp parsing and
+/* test_sqlite_values.c — unit tests for src/sqlite_values.c: UUIDs, UTF-8 text checks, timestamp parsing and
  * formatting (PostgreSQL microseconds since 2000), and vestige JSON tag arrays. */
 #include <criterion/criterion.h>
 
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "parse.h"
+#include "sqlite_values.h"
 
 /* Copies s into a malloc'd buffer of exactly strlen(s) bytes, no NUL, so ASan catches any read
  * past the length. */

@@ -1,10 +1,10 @@
-/* fuzz_parse.c — fuzz target for the validators of single SQLite values (parse.c) and the
- * float32 BLOB and pgvector binary decoders (vec.c). Every function gets the whole input; what
+/* fuzz_sqlite_values.c — fuzz target for the validators of single SQLite values
+ * (sqlite_values.c) and the float32 BLOB and pgvector binary decoders (vec.c). Every function gets the whole input; what
  * they accept is checked against a round trip (UUID and timestamp text, vector bytes) or, for
- * UTF-8, against a plain byte-by-byte reference decoder. Corpus: tests/fuzz/corpus/parse/. */
+ * UTF-8, against a plain byte-by-byte reference decoder. Corpus: tests/fuzz/corpus/sqlite_values/. */
 #include "fuzz/fuzz.h"
 #include "log.h"
-#include "parse.h"
+#include "sqlite_values.h"
 #include "vec.h"
 
 #include <stdbool.h>

@@ -1,7 +1,7 @@
-/* parse.h — validators and converters for untrusted SQLite values (UUIDs, UTF-8 text,
+/* sqlite_values.h — validators and converters for untrusted SQLite values (UUIDs, UTF-8 text,
  * timestamps, JSON tag arrays) before they are encoded for PostgreSQL. */
-#ifndef PGMEMCTL_PARSE_H
-#define PGMEMCTL_PARSE_H
+#ifndef PGMEMCTL_SQLITE_VALUES_H
+#define PGMEMCTL_SQLITE_VALUES_H
 
 #include <stdbool.h>
 #include <stddef.h>
