@@ -47,7 +47,7 @@ LIB_OBJ  := $(patsubst src/%.c,$(OUT)/obj/%.o,$(LIB_SRC)) $(OUT)/obj/migrations_
 MIG_SQL  := $(sort $(wildcard migrations/*.sql))
 PROFILES := examples/verify/memory-store.yaml
 SQL_FILES := $(sort $(wildcard sql/*.sql))
-TOOLS    := $(patsubst src/tools/%.c,%,$(wildcard src/tools/*.c))
+TOOLS    := $(patsubst src/sample/%.c,%,$(wildcard src/sample/*.c))
 UNIT_SRC := $(wildcard tests/unit/*.c)
 INT_SRC  := $(wildcard tests/integration/*.c)
 TCOMMON  := $(wildcard tests/common/*.c)
@@ -71,7 +71,7 @@ $(OUT)/bin/pgmemctl: $(OUT)/obj/main.o $(OUT)/libpgmemctl.a
 	@mkdir -p $(@D)
 	$(CC) $(LDFL) -o $@ $^ $(LIBS)
 
-$(OUT)/bin/%: $(OUT)/obj/tools/%.o $(OUT)/libpgmemctl.a
+$(OUT)/bin/%: $(OUT)/obj/sample/%.o $(OUT)/libpgmemctl.a
 	@mkdir -p $(@D)
 	$(CC) $(LDFL) -o $@ $^ $(LIBS)
 
@@ -79,7 +79,7 @@ $(OUT)/libpgmemctl.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(OUT)/obj/%.o: src/%.c $(wildcard src/*.h) $(wildcard src/tools/*.h) build/gen/migrations_gen.h
+$(OUT)/obj/%.o: src/%.c $(wildcard src/*.h) $(wildcard src/sample/*.h) build/gen/migrations_gen.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c -o $@ $<
 

@@ -30,7 +30,7 @@ struct vf_store {
 
 /* ---- schema --------------------------------------------------------------------------------
  * knowledge_nodes as vestige's migrations V1-V4 leave it (same columns and order as
- * src/tools/pgmemctl-sample.c); v4 marks the columns an older (V3) file lacks. */
+ * src/sample/pgmemctl-sample.c); v4 marks the columns an older (V3) file lacks. */
 static const struct {
     const char *def;
     bool v4;

@@ -1,6 +1,6 @@
 /* vestige_schema.h — vestige's SQLite schema (migrations V1-V4) as SQL text, for pgmemctl-sample:
  * the tables, the full-text index with its triggers, and the secondary indexes. Included by
- * src/tools/pgmemctl-sample.c only (the strings are static). */
+ * src/sample/pgmemctl-sample.c only (the strings are static). */
 #ifndef PGMEMCTL_VESTIGE_SCHEMA_H
 #define PGMEMCTL_VESTIGE_SCHEMA_H
 
