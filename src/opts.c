@@ -19,8 +19,8 @@ static const struct {
 } size_units[] = {{"B", 1}, {"kB", 1024.0}, {"MB", 1048576.0}, {"GB", 1073741824.0}, {"TB", 1099511627776.0}},
   time_units[] = {{"us", 1e-6}, {"ms", 1e-3}, {"s", 1}, {"min", 60}, {"h", 3600}, {"d", 86400}};
 
-/* A number, optional blanks, then a unit of the table (or none when bare_factor > 0): the value
- * times the unit's factor in *out. */
+/* A number, then at once a unit of the table (or none when bare_factor > 0): the value times
+ * the unit's factor in *out. No blanks: a size goes on into PGOPTIONS ("-c name=value"). */
 static bool number_with_unit(const char *text, const void *units, size_t nunits, double bare_factor, double *out)
 {
     const struct {
@@ -32,8 +32,6 @@ static bool number_with_unit(const char *text, const void *units, size_t nunits,
     double v = strtod(text, &end);
     if (end == text || errno || !isfinite(v) || isspace((unsigned char) *text))
         return false;
-    while (*end == ' ')
-        end++;
     if (!*end) {
         *out = v * bare_factor;
         return bare_factor > 0;
