@@ -300,7 +300,8 @@ bool embed_http_parse_response(embed_http_provider provider, const char *body, s
     for (size_t i = 0; i < n; i++)
         if (!http_take_embedding(rows[i], i, &d, *dim > 0, NULL, err, errlen))
             goto done;
-    vec = malloc((n ? n : 1) * (size_t)(d ? d : 1) * sizeof *vec);
+    /* no inputs, nothing to hold: the size must not follow a *dim given from outside */
+    vec = malloc(n ? n * (size_t)(d ? d : 1) * sizeof *vec : sizeof *vec);
     if (vec == NULL) {
         embed_seterr(err, errlen, "out of memory reading the response");
         goto done;
