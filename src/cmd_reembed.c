@@ -24,10 +24,10 @@ const opt_spec cmd_reembed_specs[] = {
     {"dry-run", 0, OPT_BOOL, NULL, false, NULL,
      .help = "print the plan (rows, requests, tokens, time); write and send nothing"},
     {"yes", 'y', OPT_BOOL, NULL, false, NULL, .help = "do not ask for confirmation"},
-    {"keep-old", 0, OPT_BOOL, NULL, false, NULL, .help = "shadow: keep the old vectors as memories.embedding_old"},
+    {"keep-old", 0, OPT_BOOL, NULL, false, NULL, .help = "shadow: keep the old table (old vectors) as pgmemctl_memories_old"},
     {"concurrent-index", 0, OPT_BOOL, NULL, true, NULL,
      .help = "in-place: build the index with CREATE INDEX CONCURRENTLY"},
-    {"abort", 0, OPT_BOOL, NULL, false, NULL, .help = "undo an interrupted shadow re-embed (drops embedding_next)"},
+    {"abort", 0, OPT_BOOL, NULL, false, NULL, .help = "undo an interrupted shadow re-embed (drops its copy of memories)"},
     {"batch-size", 0, OPT_INT, "256", true, "N",
      "memories per embedder request; a write transaction takes --concurrency requests' worth", .min = 1,
      .max = 100000},
@@ -64,6 +64,9 @@ static bool confirm(const reembed_plan *p, void *arg)
     log_info("reembed: %s re-embed of %lld memories with %s (%d dimensions), replacing %s", p->mode,
              (long long) p->rows_to_embed, p->new_model.name, p->new_model.dimension,
              p->old_model.present ? p->old_model.name : "no registered model");
+    if (!strcmp(p->mode, "shadow") && p->extra_bytes > 0)
+        log_info("reembed: the copy of memories needs about %lld MB of disk while the run lasts",
+                 (long long) (p->extra_bytes / 1048576));
     log_info("reembed: take a backup first: %s", p->backup_command);
     if (cc->yes)
         return true;
@@ -118,6 +121,11 @@ static cJSON *render(const pg_conn *c, const reembed_request *req, const reembed
     report_add_int(doc, "rows_total", res->plan.rows_total);
     report_add_int(doc, "rows_to_embed", res->plan.rows_to_embed);
     report_add_int(doc, "rows_updated", res->rows_updated);
+    report_add_int(doc, "rows_replayed", res->rows_replayed);
+    if (!strcmp(res->plan.mode, "shadow") && res->plan.extra_bytes >= 0)
+        report_add_int(doc, "extra_bytes_needed", res->plan.extra_bytes);
+    else
+        cJSON_AddNullToObject(doc, "extra_bytes_needed");
     report_add_int(doc, "rows_rejected", res->rows_rejected);
     cJSON_AddItemToObject(doc, "rejects", res->rejects ? cJSON_Duplicate(res->rejects, true) : cJSON_CreateArray());
     cJSON *e = cJSON_AddObjectToObject(doc, "embedder");
@@ -136,13 +144,16 @@ static cJSON *render(const pg_conn *c, const reembed_request *req, const reembed
     report_add_seconds(s, "embed", res->seconds_embed);
     report_add_seconds(s, "write", res->seconds_write);
     report_add_seconds(s, "index_build", res->seconds_index);
+    report_add_seconds(s, "replay", res->seconds_replay);
     report_add_seconds(s, "swap", res->seconds_swap);
+    report_add_seconds(s, "lock_held", res->seconds_lock);
+    report_add_int(doc, "swap_attempts", res->swap_attempts);
     if (res->recall_at_10 >= 0) {
         cJSON_AddNumberToObject(doc, "recall_at_10", round(res->recall_at_10 * 1000.0) / 1000.0);
         report_add_int(doc, "recall_queries", res->recall_queries);
     }
     cJSON_AddBoolToObject(doc, "index_built", res->index_built);
-    cJSON_AddBoolToObject(doc, "kept_old_column", res->kept_old);
+    cJSON_AddBoolToObject(doc, "kept_old_table", res->kept_old);
     report_add_str(doc, "backup_command", res->plan.backup_command[0] ? res->plan.backup_command : NULL);
     return doc;
 }
@@ -235,9 +246,10 @@ const command cmd_reembed = {
              "       pgmemctl reembed --abort\n"
              "\n"
              "Re-encodes every memory under a new embedding model (a new dimension included), builds its HNSW\n"
-             "index and updates the embedding_model registry. shadow (default) fills memories.embedding_next\n"
-             "while searches keep using the old vectors, checks the new index's recall@10, then swaps in one\n"
-             "short transaction; in-place rewrites embedding in a maintenance window. An interrupted run\n"
+             "index and updates the embedding_model registry. shadow (default) fills a copy of memories with\n"
+             "the new vectors while searches keep using the old ones, builds its indexes, checks the new\n"
+             "index's recall@10, copies what the application changed meanwhile, then swaps the copy in with\n"
+             "one short lock; in-place rewrites embedding in a maintenance window. An interrupted run\n"
              "resumes where it stopped when run again.\n",
     .see_also = "See pgmemctl-reembed(1).",
     .prepare = prepare,

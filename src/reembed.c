@@ -2,7 +2,7 @@
  * keyset backfill (embed, binary COPY into a temporary table, UPDATE … FROM), the shadow
  * column's swap and the in-place rewrite. The index build and its recall check live in
  * reembed_index.c. */
-#include "reembed.h"
+#include "reembed_int.h"
 #include "log.h"
 #include "sqlite_values.h"
 #include "copy_binary.h"
@@ -17,27 +17,11 @@
 #include <string.h>
 #include <time.h>
 
-#define ZERO_UUID "00000000-0000-0000-0000-000000000000"
 #define MAX_LISTED_REJECTS 1000
-#define STAGE "pgmemctl_reembed_stage"
+#define STAGE REEMBED_STAGE
+#define ZERO_UUID REEMBED_ZERO_UUID
 
-typedef struct {
-    pg_conn *c;
-    const reembed_request *req;
-    reembed_result *res;
-    embedder *emb;
-    bool have_state;             /* pgmemctl_reembed_state has a row */
-    char state_phase[16];
-    char state_last_id[40];
-    char **rejected;             /* ids left without a vector by this run */
-    int nrejected, caprejected;
-    progress *prog;
-    int64_t done;                /* rows handled (for progress) */
-    embed_stats joined_stats;    /* the embedder's counters after the last finished batch */
-    pgbuf buf;
-} rstate;
-
-__attribute__((format(printf, 3, 4))) static void finish(rstate *s, reembed_outcome o, const char *fmt, ...)
+void reembed_finish(rstate *s, reembed_outcome o, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -49,10 +33,19 @@ __attribute__((format(printf, 3, 4))) static void finish(rstate *s, reembed_outc
 }
 
 /* Fails with the connection's error and what was being done. */
-static void fail_sql(rstate *s, const char *what)
+void reembed_fail_sql(rstate *s, const char *what)
 {
     char err[512];
-    finish(s, REEMBED_FAILED, "%s: %s", what, pg_error_text(s->c, err, sizeof err));
+    pg_error_text(s->c, err, sizeof err);
+    /* class 53: disk full, out of memory, too many connections */
+    if (!strncmp(pg_sqlstate(s->c), "53", 2) && s->req->mode == REEMBED_SHADOW && !s->req->only_missing)
+        reembed_finish(s, REEMBED_FAILED,
+                       "%s: %s. memories is untouched and keeps serving; free space (a shadow re-embed needs about"
+                       " %lld MB more while it runs) and run pgmemctl reembed again, or give the space back with"
+                       " `pgmemctl reembed --abort` (drops the copy pgmemctl_memories_next)",
+                       what, err, (long long) (s->res->plan.extra_bytes / 1048576));
+    else
+        reembed_finish(s, REEMBED_FAILED, "%s: %s", what, err);
 }
 
 /* ---- reading the store ------------------------------------------------------------------- */
@@ -62,7 +55,7 @@ static bool read_registry(rstate *s)
     reembed_model *m = &s->res->plan.old_model;
     pg_result *r = pg_exec(s->c, "SELECT name, dimension, coalesce(hash, '') FROM embedding_model WHERE active", 0, NULL);
     if (!r) {
-        fail_sql(s, "reading embedding_model");
+        reembed_fail_sql(s, "reading embedding_model");
         return false;
     }
     if (pg_ntuples(r) > 0) {
@@ -82,7 +75,7 @@ static bool read_state(rstate *s)
                            " FROM pgmemctl_reembed_state",
                            0, NULL);
     if (!r) {
-        fail_sql(s, "reading pgmemctl_reembed_state");
+        reembed_fail_sql(s, "reading pgmemctl_reembed_state");
         return false;
     }
     bool ok = true;
@@ -92,7 +85,7 @@ static bool read_state(rstate *s)
         bool same = !strcmp(pg_value(r, 0, 0), mode) && !strcmp(pg_value(r, 0, 1), nm->name) &&
                     atoi(pg_value(r, 0, 2)) == nm->dimension && !strcmp(pg_value(r, 0, 3), nm->hash);
         if (s->req->only_missing || !same) {
-            finish(s, REEMBED_REFUSED,
+            reembed_finish(s, REEMBED_REFUSED,
                    "an interrupted %s re-embed to %s (%s dimensions) is not finished: run it again with --model %s%s,"
                    " or undo it with `pgmemctl reembed --abort`",
                    pg_value(r, 0, 0), pg_value(r, 0, 1), pg_value(r, 0, 2), pg_value(r, 0, 1),
@@ -109,56 +102,29 @@ static bool read_state(rstate *s)
     return ok;
 }
 
-/* True when memories has column name (false also on error, with res failed). */
-static bool has_column(rstate *s, const char *name, bool *error)
-{
-    bool found;
-    *error = false;
-    char *v = pg_query_text(s->c,
-                            "SELECT count(*) FROM pg_attribute WHERE attrelid = 'memories'::regclass AND attname = $1"
-                            " AND NOT attisdropped",
-                            1, (const char *[]){name}, &found);
-    if (!found) {
-        fail_sql(s, "reading the columns of memories");
-        *error = true;
-    }
-    bool yes = v && strcmp(v, "0") != 0;
-    free(v);
-    return yes;
-}
-
-/* The rows this run embeds: a WHERE condition on memories. */
-static const char *todo_condition(const rstate *s, bool shadow_column_exists)
-{
-    if (s->req->only_missing)
-        return "embedding IS NULL";
-    if (s->req->mode == REEMBED_SHADOW)
-        return shadow_column_exists ? "embedding_next IS NULL" : "true";
-    return "true";
-}
-
-static bool count_plan(rstate *s, bool shadow_column_exists)
+static bool count_plan(rstate *s)
 {
     reembed_plan *p = &s->res->plan;
     if (!pg_query_int64(s->c, "SELECT count(*) FROM memories", 0, NULL, &p->rows_total)) {
-        fail_sql(s, "counting memories");
+        reembed_fail_sql(s, "counting memories");
         return false;
     }
     char sql[512];
-    const char *after = s->req->mode == REEMBED_IN_PLACE && s->state_last_id[0] ? s->state_last_id : ZERO_UUID;
+    const char *after = s->keyset_start[0] ? s->keyset_start : ZERO_UUID;
     snprintf(sql, sizeof sql,
              "SELECT count(*), coalesce(sum(ceil(octet_length(content) / 4.0)), 0)::bigint FROM memories"
              " WHERE %s AND id > $1::uuid",
-             todo_condition(s, shadow_column_exists));
+             s->req->only_missing ? "embedding IS NULL" : "true");
     pg_result *r = pg_exec(s->c, sql, 1, (const char *[]){after});
     if (!r) {
-        fail_sql(s, "counting the rows to embed");
+        reembed_fail_sql(s, "counting the rows to embed");
         return false;
     }
     p->rows_to_embed = atoll(pg_value(r, 0, 0));
     p->tokens_estimated = atoll(pg_value(r, 0, 1));
     pg_clear(r);
-    if (s->req->mode == REEMBED_IN_PLACE && !strcmp(s->state_phase, "index"))
+    /* past the backfill (in place) or the copy (shadow), only the index build and what follows are left */
+    if (s->have_state && strcmp(s->state_phase, "backfill") != 0)
         p->rows_to_embed = p->tokens_estimated = 0;
     return true;
 }
@@ -243,87 +209,105 @@ static char *rejected_array(const rstate *s)
     return a;
 }
 
-/* The UPDATE that moves a staged batch into memories. */
+/* The UPDATE that moves a staged batch into memories (in-place and --only-missing). */
 static const char *update_sql(const rstate *s)
 {
     if (s->req->only_missing)
         return "UPDATE memories m SET embedding = st.v FROM " STAGE " st"
                " WHERE m.id = st.id AND md5(m.content) = st.content_md5 AND m.embedding IS NULL";
-    if (s->req->mode == REEMBED_SHADOW)
-        return "UPDATE memories m SET embedding_next = st.v FROM " STAGE " st"
-               " WHERE m.id = st.id AND md5(m.content) = st.content_md5 AND m.embedding_next IS NULL";
     return "UPDATE memories m SET embedding = st.v FROM " STAGE " st WHERE m.id = st.id";
 }
 
-/* Writes one batch (rows of r: id, content, md5; vectors in vec; status per row) in one
- * transaction with the state row's progress. */
-static bool write_batch(rstate *s, const pg_result *r, const float *vec, const unsigned char *status, int dim)
+int64_t reembed_stage(rstate *s, const reembed_batch *b)
 {
-    int n = pg_ntuples(r);
+    int dim = embed_dimension(s->emb);
     pgbuf_reset(&s->buf);
     pgcopy_header(&s->buf);
-    int staged = 0;
-    for (int i = 0; i < n; i++) {
+    int64_t staged = 0;
+    for (int i = 0; i < b->n; i++) {
         unsigned char u[16];
-        const char *id = pg_value(r, i, 0);
-        bool ok = status[i] == EMBED_OK;
-        /* in-place rewrites every row: a rejected one gets NULL, never its old model's vector */
-        if (!ok && s->req->mode != REEMBED_IN_PLACE)
+        const char *id = pg_value(b->rows, i, 0);
+        bool ok = b->status[i] == EMBED_OK;
+        if (!ok && !s->stage_rejected)
             continue;
         if (!parse_uuid(id, strlen(id), u)) {
-            finish(s, REEMBED_FAILED, "memory id %s is not a uuid", id);
-            return false;
+            reembed_finish(s, REEMBED_FAILED, "memory id %s is not a uuid", id);
+            return -1;
         }
         pgcopy_tuple_begin(&s->buf, 3);
         pgcopy_uuid(&s->buf, u);
-        pgcopy_text(&s->buf, pg_value(r, i, 2), strlen(pg_value(r, i, 2)));
+        pgcopy_text(&s->buf, pg_value(b->rows, i, 2), strlen(pg_value(b->rows, i, 2)));
         if (ok)
-            pgcopy_vector_floats(&s->buf, vec + (size_t) i * (size_t) dim, dim);
+            pgcopy_vector_floats(&s->buf, b->vec + (size_t) i * (size_t) dim, dim);
         else
             pgcopy_null(&s->buf);
         staged++;
     }
     pgcopy_trailer(&s->buf);
     if (s->buf.oom) {
-        finish(s, REEMBED_FAILED, "out of memory encoding a batch");
+        reembed_finish(s, REEMBED_FAILED, "out of memory encoding a batch");
+        return -1;
+    }
+    if (staged > 0 &&
+        (!pg_copy_begin(s->c, "COPY " STAGE " (id, content_md5, v) FROM STDIN (FORMAT binary)") ||
+         !pg_copy_put(s->c, s->buf.data, s->buf.len) || !pg_copy_end(s->c, NULL))) {
+        reembed_fail_sql(s, "staging a batch of vectors");
+        return -1;
+    }
+    return staged;
+}
+
+bool reembed_stage_table(rstate *s)
+{
+    if (!pg_run(s->c, "CREATE TEMP TABLE IF NOT EXISTS " STAGE " (id uuid, content_md5 text, v vector) ON COMMIT DELETE ROWS",
+                0, NULL)) {
+        reembed_fail_sql(s, "creating the staging table");
         return false;
     }
+    return true;
+}
+
+/* Writes one batch in one transaction with the state row's progress. */
+static bool write_batch(rstate *s, const reembed_batch *b)
+{
     double t0 = progress_now();
     if (!pg_begin(s->c)) {
-        fail_sql(s, "starting a batch");
+        reembed_fail_sql(s, "starting a batch");
         return false;
     }
-    int64_t updated = 0;
+    int64_t updated = 0, staged = reembed_stage(s, b);
+    if (staged < 0) {
+        pg_rollback(s->c);
+        return false;
+    }
     if (staged > 0) {
-        pg_result *u;
-        if (!pg_copy_begin(s->c, "COPY " STAGE " (id, content_md5, v) FROM STDIN (FORMAT binary)") ||
-            !pg_copy_put(s->c, s->buf.data, s->buf.len) || !pg_copy_end(s->c, NULL) ||
-            !(u = pg_exec(s->c, update_sql(s), 0, NULL))) {
-            fail_sql(s, "writing a batch of vectors");
+        pg_result *u = pg_exec(s->c, s->apply_sql ? s->apply_sql : update_sql(s), 0, NULL);
+        if (!u) {
+            reembed_fail_sql(s, "writing a batch of vectors");
             pg_rollback(s->c);
             return false;
         }
         updated = pg_cmd_tuples(u);
         pg_clear(u);
-        if (s->req->mode == REEMBED_IN_PLACE && !s->req->only_missing)
-            for (int i = 0; i < n; i++)
-                updated -= status[i] != EMBED_OK;
+        if (s->stage_rejected)
+            for (int i = 0; i < b->n; i++)
+                updated -= b->status[i] != EMBED_OK;
     }
     if (s->have_state) {
         char nrows[32];
         snprintf(nrows, sizeof nrows, "%lld", (long long) updated);
-        const char *last = pg_value(r, n - 1, 0);
+        const char *last = pg_value(b->rows, b->n - 1, 0);
         if (!pg_run(s->c,
                     "UPDATE pgmemctl_reembed_state SET rows_done = rows_done + $1::bigint, updated_at = now(),"
                     " last_id = CASE WHEN mode = 'in-place' THEN $2::uuid ELSE last_id END",
                     2, (const char *[]){nrows, last})) {
-            fail_sql(s, "recording progress");
+            reembed_fail_sql(s, "recording progress");
             pg_rollback(s->c);
             return false;
         }
     }
     if (!pg_commit(s->c)) {
-        fail_sql(s, "committing a batch");
+        reembed_fail_sql(s, "committing a batch");
         return false;
     }
     s->res->seconds_write += progress_now() - t0;
@@ -331,24 +315,7 @@ static bool write_batch(rstate *s, const pg_result *r, const float *vec, const u
     return true;
 }
 
-/* One batch on its way through the pipeline: its rows (owned), their texts (pointing into the
- * rows), and what the embedder made of them. */
-typedef struct {
-    pg_result *rows;             /* id, content, md5(content) */
-    int n;
-    const char **texts;
-    size_t *lens;
-    unsigned char *status;
-    float *vec;
-    embedder *emb;
-    bool ok;
-    char err[1024];
-    double seconds;
-    pthread_t thread;
-    bool started;
-} batch;
-
-static void batch_free(batch *b)
+void reembed_batch_free(reembed_batch *b)
 {
     if (!b)
         return;
@@ -360,61 +327,25 @@ static void batch_free(batch *b)
     free(b);
 }
 
-/* The embedding half of a batch, on its own thread while the main thread writes the previous
- * batch (the embedder is used by one thread at a time; the connection only by the main one). */
-static void *embed_thread(void *arg)
+reembed_batch *reembed_batch_new(rstate *s, pg_result *r)
 {
-    batch *b = arg;
-    double t0 = progress_now();
-    b->ok = embed_batch_status(b->emb, b->texts, b->lens, (size_t) b->n, b->vec, b->status, b->err, sizeof b->err);
-    b->seconds = progress_now() - t0;
-    return NULL;
-}
-
-/* Reads the next batch after `last` (NULL and *done when there is none). */
-static batch *read_batch(rstate *s, const char *sql, const char *last, int limit, bool *done)
-{
-    *done = false;
-    char *rej = rejected_array(s), lim[16];
-    snprintf(lim, sizeof lim, "%d", limit);
-    /* The next rows in primary-key order, read in that order: the planner, estimating
-     * `embedding_next IS NULL` from a new column's missing statistics (0.5 %) or from a mostly
-     * filled one, otherwise scans and sorts the whole table for every batch (measured: a seq
-     * scan and top-N sort per batch of a shadow run). The rows still to do lie after `last`. */
-    pg_result *r = NULL;
-    if (pg_begin(s->c) &&
-        pg_run(s->c, "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)",
-               0, NULL))
-        r = pg_exec(s->c, sql, 3, (const char *[]){last, lim, rej ? rej : "{}"});
-    free(rej);
-    if (!r || !pg_commit(s->c)) {
-        fail_sql(s, "reading memories");
-        pg_rollback(s->c);
-        pg_clear(r);
-        return NULL;
-    }
     int n = pg_ntuples(r), dim = embed_dimension(s->emb);
-    if (n == 0) {
-        pg_clear(r);
-        *done = true;
-        return NULL;
-    }
-    batch *b = calloc(1, sizeof *b);
+    reembed_batch *b = calloc(1, sizeof *b);
     if (b) {
         b->rows = r;
         b->n = n;
         b->emb = s->emb;
-        b->texts = calloc((size_t) n, sizeof *b->texts);
-        b->lens = calloc((size_t) n, sizeof *b->lens);
-        b->status = calloc((size_t) n, 1);
-        b->vec = calloc((size_t) n * (size_t) dim, sizeof *b->vec);
+        b->texts = calloc((size_t) n + 1, sizeof *b->texts);
+        b->lens = calloc((size_t) n + 1, sizeof *b->lens);
+        b->status = calloc((size_t) n + 1, 1);
+        b->vec = calloc(((size_t) n + 1) * (size_t) dim, sizeof *b->vec);
     }
     if (!b || !b->texts || !b->lens || !b->status || !b->vec) {
         if (b)
-            batch_free(b);
+            reembed_batch_free(b);
         else
             pg_clear(r);
-        finish(s, REEMBED_FAILED, "out of memory for a batch of %d rows", n);
+        reembed_finish(s, REEMBED_FAILED, "out of memory for a batch of %d rows", n);
         return NULL;
     }
     for (int i = 0; i < n; i++) {
@@ -424,28 +355,64 @@ static batch *read_batch(rstate *s, const char *sql, const char *last, int limit
     return b;
 }
 
-static bool start_embed(rstate *s, batch *b)
+/* The embedding half of a batch, on its own thread while the main thread writes the previous
+ * batch (the embedder is used by one thread at a time; the connection only by the main one). */
+static void *embed_thread(void *arg)
+{
+    reembed_batch *b = arg;
+    double t0 = progress_now();
+    b->ok = embed_batch_status(b->emb, b->texts, b->lens, (size_t) b->n, b->vec, b->status, b->err, sizeof b->err);
+    b->seconds = progress_now() - t0;
+    return NULL;
+}
+
+/* Reads the next batch after `last` (NULL and *done when there is none). */
+static reembed_batch *read_batch(rstate *s, const char *sql, const char *last, int limit, bool *done)
+{
+    *done = false;
+    char *rej = rejected_array(s), lim[16];
+    snprintf(lim, sizeof lim, "%d", limit);
+    /* The next rows in primary-key order, read in that order: the planner, estimating
+     * `embedding IS NULL` from a mostly filled column's statistics, otherwise scans and sorts
+     * the whole table for every batch. The rows still to do lie after `last`. */
+    pg_result *r = NULL;
+    if (pg_begin(s->c) &&
+        pg_run(s->c, "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)",
+               0, NULL))
+        r = pg_exec(s->c, sql, 3, (const char *[]){last, lim, rej ? rej : "{}"});
+    free(rej);
+    if (!r || !pg_commit(s->c)) {
+        reembed_fail_sql(s, "reading memories");
+        pg_rollback(s->c);
+        pg_clear(r);
+        return NULL;
+    }
+    if (pg_ntuples(r) == 0) {
+        pg_clear(r);
+        *done = true;
+        return NULL;
+    }
+    return reembed_batch_new(s, r);
+}
+
+static bool start_embed(rstate *s, reembed_batch *b)
 {
     if (pthread_create(&b->thread, NULL, embed_thread, b) != 0) {
-        finish(s, REEMBED_FAILED, "could not start the embedding thread");
+        reembed_finish(s, REEMBED_FAILED, "could not start the embedding thread");
         return false;
     }
     b->started = true;
     return true;
 }
 
-/* Waits for b's embedding; reports its rejected rows. False when the embedder failed. */
-static bool join_embed(rstate *s, batch *b)
+/* Reports b's rejected rows, after its embedding; false when the embedder failed. */
+static bool embedded(rstate *s, reembed_batch *b)
 {
-    if (!b->started)
-        return false;
-    pthread_join(b->thread, NULL);
-    b->started = false;
     /* the counters are read only while no embedding thread runs */
     embed_get_stats(s->emb, &s->joined_stats);
     s->res->seconds_embed += b->seconds;
     if (!b->ok) {
-        finish(s, REEMBED_FAILED, "the embedder failed: %s", b->err);
+        reembed_finish(s, REEMBED_FAILED, "the embedder failed: %s", b->err);
         return false;
     }
     for (int i = 0; i < b->n; i++)
@@ -456,27 +423,40 @@ static bool join_embed(rstate *s, batch *b)
     return true;
 }
 
-/* One keyset pass over the rows still to embed, from the beginning (or the in-place
- * checkpoint). The embedder works on batch k+1 while batch k is written. *seen counts the rows
- * read. */
+/* Waits for b's embedding; reports its rejected rows. False when the embedder failed. */
+static bool join_embed(rstate *s, reembed_batch *b)
+{
+    if (!b->started)
+        return false;
+    pthread_join(b->thread, NULL);
+    b->started = false;
+    return embedded(s, b);
+}
+
+bool reembed_embed_now(rstate *s, reembed_batch *b)
+{
+    embed_thread(b);
+    return embedded(s, b);
+}
+
+/* One keyset pass over the rows still to embed, from s->keyset_start (or the beginning). The
+ * embedder works on batch k+1 while batch k is written. *seen counts the rows read. */
 static bool backfill_pass(rstate *s, int64_t *seen)
 {
-    bool err;
-    bool shadow_col = s->req->mode == REEMBED_SHADOW && !s->req->only_missing && has_column(s, "embedding_next", &err);
-    if (s->res->outcome == REEMBED_FAILED)
-        return false;
     char sql[512];
-    snprintf(sql, sizeof sql,
-             "SELECT id::text, content, md5(content) FROM memories WHERE %s AND id > $1::uuid"
-             " AND NOT (id = ANY ($3::uuid[])) ORDER BY memories.id LIMIT $2::int",
-             todo_condition(s, shadow_col));
+    if (s->select_sql)
+        snprintf(sql, sizeof sql, "%s", s->select_sql);
+    else
+        snprintf(sql, sizeof sql,
+                 "SELECT id::text, content, md5(content) FROM memories WHERE %s AND id > $1::uuid"
+                 " AND NOT (id = ANY ($3::uuid[])) ORDER BY memories.id LIMIT $2::int",
+                 s->req->only_missing ? "embedding IS NULL" : "true");
     char last[40];
-    snprintf(last, sizeof last, "%s", s->req->mode == REEMBED_IN_PLACE && s->state_last_id[0] ? s->state_last_id : ZERO_UUID);
+    snprintf(last, sizeof last, "%s", s->keyset_start[0] ? s->keyset_start : ZERO_UUID);
     int limit = s->req->batch_size * (embed_is_http(s->emb) ? (s->req->eopt.concurrency > 0 ? s->req->eopt.concurrency : 4) : 1);
-    int dim = embed_dimension(s->emb);
     *seen = 0;
     bool done = false, ok = true;
-    batch *cur = read_batch(s, sql, last, limit, &done);
+    reembed_batch *cur = read_batch(s, sql, last, limit, &done);
     if (!cur)
         return done;
     ok = start_embed(s, cur);
@@ -485,17 +465,17 @@ static bool backfill_pass(rstate *s, int64_t *seen)
         if (!ok)
             break;
         snprintf(last, sizeof last, "%s", pg_value(cur->rows, cur->n - 1, 0));
-        batch *next = read_batch(s, sql, last, limit, &done);
+        reembed_batch *next = read_batch(s, sql, last, limit, &done);
         if (!next && !done) {
             ok = false;
             break;
         }
         if (next && !start_embed(s, next)) {
-            batch_free(next);
+            reembed_batch_free(next);
             ok = false;
             break;
         }
-        ok = write_batch(s, cur->rows, cur->vec, cur->status, dim);
+        ok = write_batch(s, cur);
         if (ok) {
             snprintf(s->state_last_id, sizeof s->state_last_id, "%s", last);
             *seen += cur->n;
@@ -509,7 +489,7 @@ static bool backfill_pass(rstate *s, int64_t *seen)
             }
             progress_update(s->prog, s->done);
         }
-        batch_free(cur);
+        reembed_batch_free(cur);
         cur = next;
         if (!cur)
             break;
@@ -524,38 +504,37 @@ static bool backfill_pass(rstate *s, int64_t *seen)
     }
     if (cur && cur->started)
         pthread_join(cur->thread, NULL);
-    batch_free(cur);
+    reembed_batch_free(cur);
     return ok;
 }
 
-/* Backfills until a pass finds nothing left (shadow: rows changed meanwhile lost their new
- * vector through the trigger and come round again; at most 20 passes). */
-static bool backfill(rstate *s)
+/* Backfills until a pass finds nothing left (--only-missing: rows added meanwhile come round
+ * again; at most 20 passes), or once (s->single_pass). */
+bool reembed_backfill(rstate *s)
 {
-    if (!pg_run(s->c,
-                "CREATE TEMP TABLE IF NOT EXISTS " STAGE " (id uuid, content_md5 text, v vector) ON COMMIT DELETE ROWS",
-                0, NULL)) {
-        fail_sql(s, "creating the staging table");
+    if (!reembed_stage_table(s))
         return false;
-    }
     s->prog = progress_start("re-embedding", s->res->plan.rows_to_embed, "rows");
     bool ok = true;
     for (int pass = 0; ok && pass < 20; pass++) {
         int64_t seen;
         ok = backfill_pass(s, &seen);
-        if (!ok || seen == 0 || s->req->mode == REEMBED_IN_PLACE)
+        if (!ok || seen == 0 || s->single_pass)
             break;
         if (pass > 0)
-            log_info("reembed: %lld memories changed while they were embedded: embedded again", (long long) seen);
+            log_info("reembed: %lld memories were added while the others were embedded: embedded too", (long long) seen);
     }
-    progress_finish(s->prog);
+    if (ok)
+        progress_finish(s->prog);
+    else
+        progress_stopped(s->prog);
     s->prog = NULL;
     return ok;
 }
 
 /* ---- the registry ------------------------------------------------------------------------ */
 
-static bool register_model(rstate *s)
+bool reembed_register_model(rstate *s)
 {
     const reembed_model *m = &s->res->plan.new_model;
     char dim[16];
@@ -567,15 +546,13 @@ static bool register_model(rstate *s)
                 " ON CONFLICT (name) DO UPDATE SET dimension = EXCLUDED.dimension, hash = EXCLUDED.hash,"
                 " active = true, created_at = now()",
                 3, (const char *[]){m->name, dim, m->hash})) {
-        fail_sql(s, "updating embedding_model");
+        reembed_fail_sql(s, "updating embedding_model");
         return false;
     }
     return true;
 }
 
-/* ---- shadow ------------------------------------------------------------------------------ */
-
-static bool insert_state(rstate *s, const char *mode)
+bool reembed_insert_state(rstate *s, const char *mode)
 {
     const reembed_plan *p = &s->res->plan;
     char dim[16], odim[16];
@@ -585,148 +562,11 @@ static bool insert_state(rstate *s, const char *mode)
                 "INSERT INTO pgmemctl_reembed_state (mode, model, dimension, hash, old_model, old_dimension)"
                 " VALUES ($1, $2, $3::int, $4, NULLIF($5, ''), NULLIF($6, '0')::int) ON CONFLICT DO NOTHING",
                 6, (const char *[]){mode, p->new_model.name, dim, p->new_model.hash, p->old_model.name, odim})) {
-        fail_sql(s, "recording the re-embed's target");
+        reembed_fail_sql(s, "recording the re-embed's target");
         return false;
     }
     s->have_state = true;
     return true;
-}
-
-static bool shadow_setup(rstate *s)
-{
-    char sql[256];
-    snprintf(sql, sizeof sql, "ALTER TABLE memories ADD COLUMN IF NOT EXISTS embedding_next vector(%d)",
-             s->res->plan.new_model.dimension);
-    if (!pg_begin(s->c) || !pg_run(s->c, "SET LOCAL lock_timeout = '30s'", 0, NULL) || !insert_state(s, "shadow") ||
-        !pg_run(s->c, sql, 0, NULL) ||
-        !pg_run(s->c, "DROP TRIGGER IF EXISTS memories_reembed_invalidate ON memories", 0, NULL) ||
-        !pg_run(s->c,
-                "CREATE TRIGGER memories_reembed_invalidate BEFORE UPDATE OF content ON memories FOR EACH ROW"
-                " WHEN (OLD.content IS DISTINCT FROM NEW.content) EXECUTE FUNCTION pgmemctl_reembed_invalidate()",
-                0, NULL) ||
-        !pg_commit(s->c)) {
-        if (s->res->outcome != REEMBED_FAILED)
-            fail_sql(s, "adding memories.embedding_next");
-        pg_rollback(s->c);
-        return false;
-    }
-    return true;
-}
-
-/* The swap: one short transaction under an ACCESS EXCLUSIVE lock. Rows changed since the
- * backfill are caught up first (up to 5 rounds). */
-static bool shadow_swap(rstate *s)
-{
-    for (int attempt = 0; attempt < 5; attempt++) {
-        double t0 = progress_now();
-        char *rej = rejected_array(s);
-        int64_t left = -1;
-        /* A waiting ACCESS EXCLUSIVE request queues every reader behind it: wait briefly, and try
-         * again later rather than stall searches behind a long query. */
-        bool locked = pg_begin(s->c) && pg_run(s->c, "SET LOCAL lock_timeout = '2s'", 0, NULL) &&
-                      pg_run(s->c, "LOCK TABLE memories IN ACCESS EXCLUSIVE MODE", 0, NULL);
-        if (!locked && !strcmp(pg_sqlstate(s->c), "55P03")) {
-            free(rej);
-            pg_rollback(s->c);
-            log_info("reembed: memories is busy (lock_timeout 2 s): trying the swap again");
-            struct timespec ts = {1, 0};
-            nanosleep(&ts, NULL);
-            continue;
-        }
-        bool ok = locked && pg_query_int64(s->c,
-                                           "SELECT count(*) FROM (SELECT 1 FROM memories WHERE embedding_next IS NULL"
-                                           " AND NOT (id = ANY ($1::uuid[])) LIMIT 1) t",
-                                           1, (const char *[]){rej ? rej : "{}"}, &left);
-        free(rej);
-        if (!ok) {
-            fail_sql(s, "locking memories for the swap");
-            pg_rollback(s->c);
-            return false;
-        }
-        if (left > 0) {
-            pg_rollback(s->c);
-            log_info("reembed: memories changed during the index build: embedding them before the swap");
-            if (!backfill(s))
-                return false;
-            continue;
-        }
-        ok = pg_run(s->c, "ALTER TABLE memories RENAME COLUMN embedding TO embedding_old", 0, NULL) &&
-             pg_run(s->c, "ALTER TABLE memories RENAME COLUMN embedding_next TO embedding", 0, NULL) &&
-             pg_run(s->c, "ALTER INDEX IF EXISTS idx_memories_embedding_hnsw RENAME TO idx_memories_embedding_old_hnsw", 0,
-                    NULL) &&
-             pg_run(s->c, "ALTER INDEX " REEMBED_NEXT_INDEX " RENAME TO idx_memories_embedding_hnsw", 0, NULL) &&
-             pg_run(s->c, "DROP TRIGGER IF EXISTS memories_reembed_invalidate ON memories", 0, NULL) &&
-             pg_run(s->c, "DELETE FROM pgmemctl_reembed_state", 0, NULL) &&
-             (s->req->keep_old || pg_run(s->c, "ALTER TABLE memories DROP COLUMN embedding_old", 0, NULL));
-        if (!ok) {
-            fail_sql(s, "swapping the columns");
-            pg_rollback(s->c);
-            return false;
-        }
-        if (!register_model(s)) {
-            pg_rollback(s->c);
-            return false;
-        }
-        if (!pg_commit(s->c)) {
-            fail_sql(s, "committing the swap");
-            return false;
-        }
-        s->res->seconds_swap = progress_now() - t0;
-        s->res->kept_old = s->req->keep_old;
-        log_info("reembed: swapped in %.3f s: memories.embedding now holds %s vectors%s", s->res->seconds_swap,
-                 s->res->plan.new_model.name, s->req->keep_old ? " (the old ones are in embedding_old)" : "");
-        return true;
-    }
-    finish(s, REEMBED_FAILED, "memories kept changing faster than they could be embedded; run reembed again");
-    return false;
-}
-
-static void run_shadow(rstate *s)
-{
-    bool err;
-    if (has_column(s, "embedding_old", &err)) {
-        finish(s, REEMBED_REFUSED,
-               "memories.embedding_old (kept by an earlier --keep-old) still exists: drop it first"
-               " (ALTER TABLE memories DROP COLUMN embedding_old)");
-        return;
-    }
-    reembed_index_info ix;
-    if (!err && !reembed_index_params(s->c, &ix, s->res->message, sizeof s->res->message)) {
-        s->res->outcome = REEMBED_REFUSED;
-        return;
-    }
-    if (err || !shadow_setup(s) || !backfill(s))
-        return;
-    if (!pg_run(s->c, "UPDATE pgmemctl_reembed_state SET phase = 'index', updated_at = now()", 0, NULL)) {
-        fail_sql(s, "recording the phase");
-        return;
-    }
-    double t0 = progress_now();
-    if (!reembed_build_index(s->c, &ix, "embedding_next", REEMBED_NEXT_INDEX, true, s->req->maintenance_work_mem,
-                             s->res->message, sizeof s->res->message)) {
-        s->res->outcome = REEMBED_FAILED;
-        return;
-    }
-    s->res->seconds_index = progress_now() - t0;
-    s->res->index_built = true;
-    double recall = -1;
-    int queries = 0;
-    if (!reembed_recall(s->c, &ix, "embedding_next", s->req->recall_sample, &recall, &queries, s->res->message,
-                        sizeof s->res->message)) {
-        s->res->outcome = REEMBED_FAILED;
-        return;
-    }
-    s->res->recall_at_10 = recall;
-    s->res->recall_queries = queries;
-    if (recall >= 0 && recall < s->req->min_recall) {
-        finish(s, REEMBED_FAILED,
-               "recall@10 of the new index is %.3f on %d queries, below --min-recall %.2f: not swapped (the old"
-               " vectors stay in use); rebuild " REEMBED_NEXT_INDEX " with a larger ef_construction or lower"
-               " --min-recall, then run again",
-               recall, queries, s->req->min_recall);
-        return;
-    }
-    shadow_swap(s);
 }
 
 /* ---- in place ---------------------------------------------------------------------------- */
@@ -744,7 +584,7 @@ static bool in_place_index(rstate *s, reembed_index_info *ix)
                            " WHERE index_opclass IS NOT NULL",
                            0, NULL);
     if (!r) {
-        fail_sql(s, "reading pgmemctl_reembed_state");
+        reembed_fail_sql(s, "reading pgmemctl_reembed_state");
         return false;
     }
     if (pg_ntuples(r) > 0 && s->have_state) {
@@ -774,7 +614,7 @@ static void run_in_place(rstate *s)
         snprintf(ef, sizeof ef, "%d", ix.ef_construction);
         /* the index goes first (updating it row by row is the slow part), then the typmod, so
          * vectors of the new dimension fit */
-        if (!pg_begin(s->c) || !insert_state(s, "in-place") ||
+        if (!pg_begin(s->c) || !reembed_insert_state(s, "in-place") ||
             !pg_run(s->c,
                     "UPDATE pgmemctl_reembed_state SET index_opclass = coalesce(index_opclass, $1),"
                     " index_m = coalesce(index_m, $2::int), index_ef_construction = coalesce(index_ef_construction, $3::int)",
@@ -782,26 +622,29 @@ static void run_in_place(rstate *s)
             !pg_run(s->c, "DROP INDEX IF EXISTS idx_memories_embedding_hnsw", 0, NULL) ||
             !pg_run(s->c, "ALTER TABLE memories ALTER COLUMN embedding TYPE vector", 0, NULL) || !pg_commit(s->c)) {
             if (s->res->outcome != REEMBED_FAILED)
-                fail_sql(s, "preparing memories.embedding");
+                reembed_fail_sql(s, "preparing memories.embedding");
             pg_rollback(s->c);
             return;
         }
-        if (!backfill(s))
+        s->stage_rejected = true; /* a rejected row gets NULL, never its old model's vector */
+        s->single_pass = true;
+        snprintf(s->keyset_start, sizeof s->keyset_start, "%s", s->state_last_id);
+        if (!reembed_backfill(s))
             return;
         char sql[256];
         snprintf(sql, sizeof sql, "ALTER TABLE memories ALTER COLUMN embedding TYPE vector(%d)",
                  s->res->plan.new_model.dimension);
-        if (!pg_begin(s->c) || !pg_run(s->c, sql, 0, NULL) || !register_model(s) ||
+        if (!pg_begin(s->c) || !pg_run(s->c, sql, 0, NULL) || !reembed_register_model(s) ||
             !pg_run(s->c, "UPDATE pgmemctl_reembed_state SET phase = 'index', updated_at = now()", 0, NULL) ||
             !pg_commit(s->c)) {
             if (s->res->outcome != REEMBED_FAILED)
-                fail_sql(s, "setting the dimension of memories.embedding");
+                reembed_fail_sql(s, "setting the dimension of memories.embedding");
             pg_rollback(s->c);
             return;
         }
     }
     double t0 = progress_now();
-    if (!reembed_build_index(s->c, &ix, "embedding", "idx_memories_embedding_hnsw", s->req->concurrent_index,
+    if (!reembed_build_index(s->c, &ix, "memories", "embedding", "idx_memories_embedding_hnsw", s->req->concurrent_index,
                              s->req->maintenance_work_mem, s->res->message, sizeof s->res->message)) {
         s->res->outcome = REEMBED_FAILED;
         return;
@@ -809,7 +652,7 @@ static void run_in_place(rstate *s)
     s->res->seconds_index = progress_now() - t0;
     s->res->index_built = true;
     if (!pg_run(s->c, "DELETE FROM pgmemctl_reembed_state", 0, NULL))
-        fail_sql(s, "clearing pgmemctl_reembed_state");
+        reembed_fail_sql(s, "clearing pgmemctl_reembed_state");
 }
 
 /* ---- the run ----------------------------------------------------------------------------- */
@@ -820,24 +663,24 @@ static bool open_embedder(rstate *s)
     const char *spec = s->req->model;
     if (s->req->only_missing && !spec) {
         if (!p->old_model.present) {
-            finish(s, REEMBED_REFUSED, "--only-missing embeds with the registry's model, and embedding_model has none");
+            reembed_finish(s, REEMBED_REFUSED, "--only-missing embeds with the registry's model, and embedding_model has none");
             return false;
         }
         spec = p->old_model.name;
     }
     if (!spec) {
-        finish(s, REEMBED_REFUSED, "--model is required (e.g. builtin:hash-384, openai:text-embedding-3-small)");
+        reembed_finish(s, REEMBED_REFUSED, "--model is required (e.g. builtin:hash-384, openai:text-embedding-3-small)");
         return false;
     }
     char err[512] = "";
     s->emb = embed_open_opts(spec, &s->req->eopt, err, sizeof err);
     if (!s->emb) {
-        finish(s, REEMBED_REFUSED, "model %s: %s", spec, err);
+        reembed_finish(s, REEMBED_REFUSED, "model %s: %s", spec, err);
         return false;
     }
     bool probed = embed_dimension(s->emb) == 0 && !s->req->dry_run;
     if (probed && !embed_probe(s->emb, err, sizeof err)) {
-        finish(s, REEMBED_FAILED, "could not learn the dimension of %s: %s", spec, err);
+        reembed_finish(s, REEMBED_FAILED, "could not learn the dimension of %s: %s", spec, err);
         return false;
     }
     /* An HTTP embedder answers one request before anything is written, so a wrong key, URL or
@@ -851,7 +694,7 @@ static bool open_embedder(rstate *s)
         bool ok = v && embed_batch_status(s->emb, texts, lens, 1, v, st, err, sizeof err);
         free(v);
         if (!ok) {
-            finish(s, REEMBED_FAILED, "%s does not answer: %s", spec, err[0] ? err : "out of memory");
+            reembed_finish(s, REEMBED_FAILED, "%s does not answer: %s", spec, err[0] ? err : "out of memory");
             return false;
         }
     }
@@ -877,7 +720,7 @@ static void run_locked(rstate *s)
     if (!read_registry(s) || !open_embedder(s))
         return;
     if (req->only_missing && !same_model(&p->old_model, &p->new_model)) {
-        finish(s, REEMBED_REFUSED,
+        reembed_finish(s, REEMBED_REFUSED,
                "--only-missing embeds with the registry's model %s (%d dimensions); %s is another model: leave out"
                " --model, or re-embed everything without --only-missing",
                p->old_model.name, p->old_model.dimension, p->new_model.name);
@@ -886,13 +729,16 @@ static void run_locked(rstate *s)
     if (!read_state(s))
         return;
     if (!req->only_missing && !s->have_state && same_model(&p->old_model, &p->new_model)) {
-        finish(s, REEMBED_NOTHING, "nothing to do: the store already uses %s (%d dimensions, same fingerprint)",
+        reembed_finish(s, REEMBED_NOTHING, "nothing to do: the store already uses %s (%d dimensions, same fingerprint)",
                p->new_model.name, p->new_model.dimension);
         return;
     }
-    bool err;
-    bool shadow_col = has_column(s, "embedding_next", &err);
-    if (err || !count_plan(s, shadow_col && req->mode == REEMBED_SHADOW))
+    bool shadow = !req->only_missing && req->mode == REEMBED_SHADOW;
+    if (shadow && !reembed_shadow_prepare(s))
+        return;
+    if (!req->only_missing && req->mode == REEMBED_IN_PLACE)
+        snprintf(s->keyset_start, sizeof s->keyset_start, "%s", s->state_last_id);
+    if (!count_plan(s))
         return;
     double per_row = sample_rate(s);
     int per_request = req->batch_size < 2048 ? req->batch_size : 2048;
@@ -906,37 +752,38 @@ static void run_locked(rstate *s)
         embed_s = (double) p->rows_to_embed * per_row;
     }
     /* Writing overlaps embedding (the pipeline in backfill_pass), so the longer of the two.
-     * Write rates measured by bench-reembed (100,000 memories, 2 cores): a shadow update (or an
-     * --only-missing one) is also inserted into the HNSW index on embedding, about 300 rows/s;
-     * in place, with that index dropped, about 5,000 rows/s. */
-    bool indexed = req->mode == REEMBED_SHADOW || req->only_missing;
-    double write_s = (double) p->rows_to_embed / (indexed ? 300.0 : 5000.0);
+     * Write rates measured by bench-reembed (100,000 memories, 2 cores): shadow mode's copy,
+     * about 20,000 rows/s (and then the index builds, not counted here); --only-missing's update
+     * is also inserted into the HNSW index on embedding, about 300 rows/s; in place, with that
+     * index dropped, about 5,000 rows/s. */
+    double rate = shadow ? 20000.0 : req->only_missing ? 300.0 : 5000.0;
+    double write_s = (double) p->rows_to_embed / rate;
     p->seconds_estimated = embed_s > write_s ? embed_s : write_s;
     make_backup_command(s);
     if (req->dry_run) {
-        finish(s, REEMBED_OK, "dry run: %lld of %lld memories would be embedded with %s, nothing written or sent",
+        reembed_finish(s, REEMBED_OK, "dry run: %lld of %lld memories would be embedded with %s, nothing written or sent",
                (long long) p->rows_to_embed, (long long) p->rows_total, p->new_model.name);
         return;
     }
     if (req->confirm && !req->confirm(p, req->confirm_arg)) {
-        finish(s, REEMBED_DECLINED, "not confirmed: nothing was changed");
+        reembed_finish(s, REEMBED_DECLINED, "not confirmed: nothing was changed");
         return;
     }
     if (p->resuming)
         log_info("reembed: resuming the interrupted %s re-embed to %s", p->mode, p->new_model.name);
     if (req->only_missing) {
-        if (!backfill(s))
+        if (!reembed_backfill(s))
             return;
     } else if (req->mode == REEMBED_SHADOW) {
-        run_shadow(s);
+        reembed_run_shadow(s);
     } else {
         run_in_place(s);
     }
     if (s->res->outcome == REEMBED_OK && s->res->rows_rejected > 0)
-        finish(s, REEMBED_REJECTED, "%lld memories could not be embedded and have no vector (see rejects)",
+        reembed_finish(s, REEMBED_REJECTED, "%lld memories could not be embedded and have no vector (see rejects)",
                (long long) s->res->rows_rejected);
     else if (s->res->outcome == REEMBED_OK)
-        finish(s, REEMBED_OK, "%lld memories embedded with %s (%d dimensions)%s", (long long) s->res->rows_updated,
+        reembed_finish(s, REEMBED_OK, "%lld memories embedded with %s (%d dimensions)%s", (long long) s->res->rows_updated,
                p->new_model.name, p->new_model.dimension,
                req->only_missing ? "" : "; embedding_model and idx_memories_embedding_hnsw updated");
 }
@@ -954,19 +801,19 @@ void reembed_run(pg_conn *c, const reembed_request *req, reembed_result *res)
     bool have_schema = ready && !strcmp(ready, "t");
     free(ready);
     if (!found) {
-        fail_sql(&s, "connecting");
+        reembed_fail_sql(&s, "connecting");
         return;
     }
     if (!have_schema) {
-        finish(&s, REEMBED_REFUSED, "this database has no pgmemctl schema at version 3 or later: run `pgmemctl migrate up`");
+        reembed_finish(&s, REEMBED_REFUSED, "this database has no pgmemctl schema at version 3 or later: run `pgmemctl migrate up`");
         return;
     }
     int holder = 0;
     int lk = req->dry_run ? 1 : pg_advisory_lock(c, REEMBED_LOCK_KEY, req->lock_timeout, &holder);
     if (lk < 0) {
-        fail_sql(&s, "taking the re-embed lock");
+        reembed_fail_sql(&s, "taking the re-embed lock");
     } else if (lk == 0) {
-        finish(&s, REEMBED_FAILED, "another pgmemctl reembed is running on this database (pid %d): wait for it", holder);
+        reembed_finish(&s, REEMBED_FAILED, "another pgmemctl reembed is running on this database (pid %d): wait for it", holder);
     } else {
         run_locked(&s);
         if (!req->dry_run)
@@ -992,20 +839,20 @@ void reembed_abort(pg_conn *c, const reembed_request *req, reembed_result *res)
     int holder = 0;
     int lk = pg_advisory_lock(c, REEMBED_LOCK_KEY, req->lock_timeout, &holder);
     if (lk < 0) {
-        fail_sql(&s, "taking the re-embed lock");
+        reembed_fail_sql(&s, "taking the re-embed lock");
         return;
     }
     if (lk == 0) {
-        finish(&s, REEMBED_FAILED, "another pgmemctl reembed is running on this database (pid %d)", holder);
+        reembed_finish(&s, REEMBED_FAILED, "another pgmemctl reembed is running on this database (pid %d)", holder);
         return;
     }
     bool found;
     char *mode = pg_query_text(c, "SELECT mode FROM pgmemctl_reembed_state", 0, NULL, &found);
     if (!found) {
         if (pg_errmsg(c)[0])
-            fail_sql(&s, "reading pgmemctl_reembed_state");
+            reembed_fail_sql(&s, "reading pgmemctl_reembed_state");
         else
-            finish(&s, REEMBED_NOTHING, "nothing to undo: no re-embed was interrupted");
+            reembed_finish(&s, REEMBED_NOTHING, "nothing to undo: no re-embed was interrupted");
         free(mode);
         pg_advisory_unlock(c, REEMBED_LOCK_KEY);
         return;
@@ -1013,22 +860,15 @@ void reembed_abort(pg_conn *c, const reembed_request *req, reembed_result *res)
     bool in_place = !strcmp(mode, "in-place");
     free(mode);
     if (in_place) {
-        finish(&s, REEMBED_REFUSED,
+        reembed_finish(&s, REEMBED_REFUSED,
                "the interrupted re-embed is in-place: the old vectors are already overwritten, so it cannot be"
                " undone; run it again to finish it");
         pg_advisory_unlock(c, REEMBED_LOCK_KEY);
         return;
     }
-    bool ok = pg_begin(c) && pg_run(c, "DROP TRIGGER IF EXISTS memories_reembed_invalidate ON memories", 0, NULL) &&
-              pg_run(c, "DROP INDEX IF EXISTS " REEMBED_NEXT_INDEX, 0, NULL) &&
-              pg_run(c, "ALTER TABLE memories DROP COLUMN IF EXISTS embedding_next", 0, NULL) &&
-              pg_run(c, "DELETE FROM pgmemctl_reembed_state WHERE mode = 'shadow'", 0, NULL);
-    if (ok && pg_commit(c))
-        finish(&s, REEMBED_OK, "the interrupted shadow re-embed was undone; memories.embedding is untouched");
-    else {
-        fail_sql(&s, "undoing the shadow re-embed");
-        pg_rollback(c);
-    }
+    if (reembed_shadow_abort(&s))
+        reembed_finish(&s, REEMBED_OK,
+                       "the interrupted shadow re-embed was undone: its copy of memories is dropped; memories is untouched");
     pg_advisory_unlock(c, REEMBED_LOCK_KEY);
 }
 

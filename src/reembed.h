@@ -1,17 +1,20 @@
 /* reembed.h — `pgmemctl reembed`: re-encodes every memory under a new embedding model.
  *
- * shadow (default, no downtime): memories.embedding_next vector(N) is filled in keyset batches
- *   (only rows where it is NULL, so a re-run resumes), written by binary COPY into a temporary
- *   table and UPDATE … FROM; its HNSW index is built CONCURRENTLY and its recall@10 checked
- *   against exact search on a sample; then one short transaction swaps the columns and index
- *   names and updates embedding_model. Searches keep using the old vectors until that commit.
+ * shadow (default, no downtime): the new vectors go into a copy of memories
+ *   (pgmemctl_memories_next), filled in keyset batches by binary COPY and INSERT … SELECT while a
+ *   trigger logs the rows the application changes; the copy gets memories' indexes (the HNSW one
+ *   built after the fill) and its recall@10 is checked against exact search on a sample; the
+ *   logged rows are copied again; then one short transaction under ACCESS EXCLUSIVE makes the
+ *   copy memories (renames, constraints, triggers, grants, policies, foreign keys re-pointed NOT
+ *   VALID and validated after the commit) and updates embedding_model. Searches keep using the
+ *   old table and index until that commit (reembed_shadow.c).
  * in-place (maintenance window): drops the HNSW index, rewrites `embedding` in keyset batches
  *   (position committed with each batch), sets the typmod, rebuilds the index, updates the
  *   registry.
  * only-missing: embeds the rows whose embedding IS NULL with the registry's current model.
  *
  * One re-embed per database at a time (session advisory lock REEMBED_LOCK_KEY); the target
- * and progress live in pgmemctl_reembed_state (migration 0003). */
+ * and progress live in pgmemctl_reembed_state (migrations 0003 and 0006). */
 #ifndef PGMEMCTL_REEMBED_H
 #define PGMEMCTL_REEMBED_H
 
@@ -47,6 +50,9 @@ typedef struct {
                                   * per request / concurrency) and writing (rows / 300 when the rows
                                   * are in an HNSW index as they are written, else rows / 5,000) */
     bool resuming;               /* an interrupted run with the same target is continued */
+    int64_t extra_bytes;         /* shadow: room the copy of memories needs while the run lasts
+                                  * (pg_total_relation_size of memories, scaled up by new/old
+                                  * dimension when it grows); 0 for the other modes, -1 unknown */
     char backup_command[1024];   /* pg_dump … (password-free) */
 } reembed_plan;
 
@@ -56,7 +62,7 @@ typedef struct {
     reembed_mode mode;
     bool only_missing;
     bool dry_run;
-    bool keep_old;               /* shadow: keep the old column as embedding_old */
+    bool keep_old;               /* shadow: keep the old table as pgmemctl_memories_old */
     bool concurrent_index;       /* in-place: CREATE INDEX CONCURRENTLY */
     int batch_size;              /* rows per embedder call */
     int recall_sample;           /* query vectors for the recall check */
@@ -87,7 +93,12 @@ typedef struct {
     int64_t rows_rejected;       /* rows left without a vector (empty or too long input) */
     cJSON *rejects;              /* [{id, reason}] (owned), first 1,000 */
     embed_stats stats;           /* embedder counters of this run */
-    double seconds_total, seconds_embed, seconds_write, seconds_index, seconds_swap;
+    double seconds_total, seconds_embed, seconds_write, seconds_index;
+    double seconds_replay;       /* shadow: copying logged changes again (before the swap) */
+    double seconds_swap;         /* shadow: the swap, from the first lock request to the commit */
+    double seconds_lock;         /* shadow: how long the swap held ACCESS EXCLUSIVE on memories */
+    int swap_attempts;           /* shadow: lock requests until the swap went through */
+    int64_t rows_replayed;       /* shadow: logged rows copied again */
     double recall_at_10;         /* shadow: of the new index; < 0 when not measured */
     int recall_queries;
     bool index_built;
@@ -98,8 +109,10 @@ typedef struct {
 void reembed_run(pg_conn *c, const reembed_request *req, reembed_result *res);
 void reembed_result_free(reembed_result *res);
 
-/* Drops what an interrupted shadow re-embed left (embedding_next, its index and trigger, the
- * state row) after taking the lock; the old column and registry are untouched. Fills res. */
+/* Drops what an interrupted shadow re-embed left (the copy pgmemctl_memories_next, the change
+ * log's trigger and rows, the state row; also an earlier version's embedding_next column, its
+ * index and trigger) after taking the lock; memories and the registry are untouched. Refused
+ * once the swap is done, and for in-place runs. Fills res. */
 void reembed_abort(pg_conn *c, const reembed_request *req, reembed_result *res);
 
 #endif

@@ -74,7 +74,7 @@ bool reembed_index_op(reembed_index_info *ix, char *err, size_t errlen)
     return true;
 }
 
-bool reembed_build_index(pg_conn *c, const reembed_index_info *ix, const char *column, const char *name,
+bool reembed_build_index(pg_conn *c, const reembed_index_info *ix, const char *table, const char *column, const char *name,
                          bool concurrently, const char *maintenance_work_mem, char *err, size_t errlen)
 {
     bool found;
@@ -104,8 +104,8 @@ bool reembed_build_index(pg_conn *c, const reembed_index_info *ix, const char *c
         seterr(err, errlen, "setting maintenance_work_mem", c);
         return false;
     }
-    snprintf(sql, sizeof sql, "CREATE INDEX %s%s ON memories USING hnsw (%s %s) WITH (m = %d, ef_construction = %d)",
-             concurrently ? "CONCURRENTLY " : "", name, column, ix->opclass, ix->m, ix->ef_construction);
+    snprintf(sql, sizeof sql, "CREATE INDEX %s%s ON %s USING hnsw (%s %s) WITH (m = %d, ef_construction = %d)",
+             concurrently ? "CONCURRENTLY " : "", name, table, column, ix->opclass, ix->m, ix->ef_construction);
     log_info("reembed: %s", sql);
     double t0 = progress_now();
     bool ok = pg_run(c, sql, 0, NULL);
@@ -119,14 +119,14 @@ bool reembed_build_index(pg_conn *c, const reembed_index_info *ix, const char *c
 
 /* The distances of the top 10 rows for query vector v, ascending, with the given planner setting
  * switched off for the query. Fills d (up to 10) and returns how many, or -1 on error. */
-static int top10(pg_conn *c, const reembed_index_info *ix, const char *column, const char *v, const char *off,
-                 double d[10])
+static int top10(pg_conn *c, const reembed_index_info *ix, const char *table, const char *column, const char *v,
+                 const char *off, double d[10])
 {
     char sql[512], set[64];
     snprintf(set, sizeof set, "SET LOCAL %s = off", off);
     snprintf(sql, sizeof sql,
-             "SELECT (%s %s $1::vector)::float8 FROM memories WHERE %s IS NOT NULL ORDER BY %s %s $1::vector LIMIT 10",
-             column, ix->op, column, column, ix->op);
+             "SELECT (%s %s $1::vector)::float8 FROM %s WHERE %s IS NOT NULL ORDER BY %s %s $1::vector LIMIT 10",
+             column, ix->op, table, column, column, ix->op);
     int n = -1;
     pg_result *r = NULL;
     if (pg_begin(c) && pg_run(c, set, 0, NULL))
@@ -141,14 +141,14 @@ static int top10(pg_conn *c, const reembed_index_info *ix, const char *column, c
     return n;
 }
 
-bool reembed_recall(pg_conn *c, const reembed_index_info *ix, const char *column, int sample, double *recall,
-                    int *queries, char *err, size_t errlen)
+bool reembed_recall(pg_conn *c, const reembed_index_info *ix, const char *table, const char *column, int sample,
+                    double *recall, int *queries, char *err, size_t errlen)
 {
     *recall = -1;
     *queries = 0;
     char sql[256], lim[16];
-    snprintf(sql, sizeof sql, "SELECT %s::text FROM memories WHERE %s IS NOT NULL ORDER BY random() LIMIT $1::int",
-             column, column);
+    snprintf(sql, sizeof sql, "SELECT %s::text FROM %s WHERE %s IS NOT NULL ORDER BY random() LIMIT $1::int", column,
+             table, column);
     snprintf(lim, sizeof lim, "%d", sample);
     pg_result *q = pg_exec(c, sql, 1, (const char *[]){lim});
     if (!q) {
@@ -159,8 +159,8 @@ bool reembed_recall(pg_conn *c, const reembed_index_info *ix, const char *column
     int n = pg_ntuples(q);
     for (int i = 0; i < n; i++) {
         double exact[10], approx[10];
-        int ke = top10(c, ix, column, pg_value(q, i, 0), "enable_indexscan", exact);
-        int ka = ke >= 0 ? top10(c, ix, column, pg_value(q, i, 0), "enable_seqscan", approx) : -1;
+        int ke = top10(c, ix, table, column, pg_value(q, i, 0), "enable_indexscan", exact);
+        int ka = ke >= 0 ? top10(c, ix, table, column, pg_value(q, i, 0), "enable_seqscan", approx) : -1;
         if (ke < 0 || ka < 0) {
             seterr(err, errlen, "the recall queries", c);
             pg_clear(q);

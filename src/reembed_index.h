@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* The shadow column's index until the swap renames it to idx_memories_embedding_hnsw. */
+/* The shadow column's index of pgmemctl versions before the copy design (dropped by --abort). */
 #define REEMBED_NEXT_INDEX "idx_memories_embedding_next_hnsw"
 
 typedef struct {
@@ -27,19 +27,20 @@ bool reembed_index_params(pg_conn *c, reembed_index_info *ix, char *err, size_t 
 /* Sets ix->op from ix->opclass; false with err for an opclass without a known operator. */
 bool reembed_index_op(reembed_index_info *ix, char *err, size_t errlen);
 
-/* Builds `name` on memories(column) with ix's opclass and parameters, CONCURRENTLY when asked,
+/* Builds `name` on table(column) with ix's opclass and parameters, CONCURRENTLY when asked,
  * with maintenance_work_mem (e.g. "1GB"; NULL leaves it) for the session. A valid index of that
  * name is kept as is (an earlier run built it); an invalid one (a build that was interrupted) is
  * dropped first. Must be called outside a transaction. False with err on failure. */
-bool reembed_build_index(pg_conn *c, const reembed_index_info *ix, const char *column, const char *name,
+bool reembed_build_index(pg_conn *c, const reembed_index_info *ix, const char *table, const char *column, const char *name,
                          bool concurrently, const char *maintenance_work_mem, char *err, size_t errlen);
 
-/* recall@10 of the index on memories(column): for up to `sample` query vectors drawn at random
+/* recall@10 of the index on table(column) (table: "memories" or shadow mode's copy): for up to `sample` query vectors drawn at random
  * from the column, the share of the index scan's 10 results (enable_seqscan = off, the session's
  * hnsw.ef_search) that are at most as far as the exact 10th neighbour (enable_indexscan = off),
  * so that equally distant rows count alike; averaged over the queries.
  * *recall is -1 and *queries 0 when the column has no vectors. False with err on error. */
-bool reembed_recall(pg_conn *c, const reembed_index_info *ix, const char *column, int sample, double *recall,
+bool reembed_recall(pg_conn *c, const reembed_index_info *ix, const char *table, const char *column, int sample,
+                    double *recall,
                     int *queries, char *err, size_t errlen);
 
 #endif
