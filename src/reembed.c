@@ -209,13 +209,17 @@ static char *rejected_array(const rstate *s)
     return a;
 }
 
-/* The UPDATE that moves a staged batch into memories (in-place and --only-missing). */
+/* The UPDATE that moves a staged batch into memories (in-place and --only-missing). The
+ * staging table has no statistics, so the planner would hash-join it with a scan of all of
+ * memories for every batch: the id list makes the primary key's index find the rows (measured
+ * at 100,000 memories: 77 ms a batch of 256 rows by seq scan, 5 ms by the index). */
+#define BY_STAGED_IDS " AND m.id = ANY (ARRAY(SELECT id FROM " STAGE "))"
 static const char *update_sql(const rstate *s)
 {
     if (s->req->only_missing)
         return "UPDATE memories m SET embedding = st.v FROM " STAGE " st"
-               " WHERE m.id = st.id AND md5(m.content) = st.content_md5 AND m.embedding IS NULL";
-    return "UPDATE memories m SET embedding = st.v FROM " STAGE " st WHERE m.id = st.id";
+               " WHERE m.id = st.id AND md5(m.content) = st.content_md5 AND m.embedding IS NULL" BY_STAGED_IDS;
+    return "UPDATE memories m SET embedding = st.v FROM " STAGE " st WHERE m.id = st.id" BY_STAGED_IDS;
 }
 
 int64_t reembed_stage(rstate *s, const reembed_batch *b)

@@ -19,9 +19,11 @@
 
 /* A store of n memories embedded with builtin:hash-768 (by `reembed --mode in-place` from no
  * model at all, which is itself under test here). updated_at is set to a fixed past time. */
-char *rf_store_768(int n)
+char *rf_store_768(int n) { return rf_store_768_at(NULL, n); }
+
+char *rf_store_768_at(const char *server_uri, int n)
 {
-    char *db = tu_fresh_db();
+    char *db = server_uri ? tu_fresh_db_at(server_uri) : tu_fresh_db();
     tu_run_result r = PGM(db, "migrate", "up");
     tu_expect_status(&r, 0, "migrate up");
     tu_run_free(&r);
@@ -94,7 +96,21 @@ void rf_expect_reembedded(const char *db, int n, int dim, const char *ids_before
                                   " attnum > 0 AND NOT attisdropped AND attname IN ('embedding_next', 'embedding_old')"),
                  0, "a second vector column is left");
     cr_assert_eq(tu_query_int(db, "SELECT count(*) FROM pgmemctl_reembed_state"), 0);
-    cr_assert_eq(tu_query_int(db, "SELECT count(*) FROM pg_trigger WHERE tgname = 'memories_reembed_invalidate'"), 0);
+    cr_assert_eq(tu_query_int(db, "SELECT count(*) FROM pg_trigger WHERE tgname IN ('memories_reembed_invalidate',"
+                                  " 'memories_reembed_log')"),
+                 0, "a re-embed trigger is left");
+    cr_assert_eq(tu_query_int(db, "SELECT count(*) FROM pg_class WHERE relname IN ('pgmemctl_memories_next',"
+                                  " 'pgmemctl_memories_old') OR relname LIKE 'pgmemctl\\_next\\_%' OR relname LIKE 'pgmemctl\\_old\\_%'"),
+                 0, "a copy of memories or one of its indexes is left");
+    cr_assert_eq(tu_query_int(db, "SELECT count(*) FROM pgmemctl_reembed_log"), 0, "the change log is not empty");
+    /* the foreign keys to memories are there, validated, and point at it */
+    cr_assert_eq(tu_query_int(db, "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND convalidated"
+                                  " AND confrelid = 'memories'::regclass AND conname IN ('scheduling_memory_id_fkey',"
+                                  " 'edges_source_id_fkey', 'edges_target_id_fkey', 'review_events_memory_id_fkey')"),
+                 4, "the foreign keys to memories are not all there and valid");
+    cr_assert_eq(tu_query_int(db, "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'memories'::regclass"
+                                  " AND tgname = 'memories_touch_updated_at'"),
+                 1, "memories lost its updated_at trigger");
     char *name = tu_query_value(db, "SELECT string_agg(name || '/' || dimension, ' ') FROM embedding_model WHERE active");
     char *wname = tu_printf("builtin:hash-%d/%d", dim, dim);
     cr_assert_str_eq(name, wname, "the active models");
@@ -136,14 +152,14 @@ char *rf_waiting_for(const char *mode)
 
 /* A session that takes `mode` on memories in an open transaction; with wait, until it is
  * granted, else the LOCK is only sent. */
-static PGconn *lock_memories(const char *db, const char *mode, bool wait)
+static PGconn *lock_memories(const char *db, const char *table, const char *mode, bool wait)
 {
     PGconn *c = PQconnectdb(db);
     cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
     PGresult *r = PQexec(c, "BEGIN");
     cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
     PQclear(r);
-    char *sql = tu_printf("LOCK TABLE memories IN %s MODE", mode);
+    char *sql = tu_printf("LOCK TABLE %s IN %s MODE", table ? table : "memories", mode);
     if (wait) {
         r = PQexec(c, sql);
         cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
@@ -178,12 +194,12 @@ void rf_kill_reembed(const char *db, const char *const *argv, const rf_kill_plan
 {
     char *dir = tu_tempdir();
     char *out = tu_printf("%s/out.json", dir), *err = tu_printf("%s/err.txt", dir);
-    PGconn *holder = plan->lock_mode && !plan->lock_when ? lock_memories(db, plan->lock_mode, true) : NULL;
+    PGconn *holder = plan->lock_mode && !plan->lock_when ? lock_memories(db, plan->lock_table, plan->lock_mode, true) : NULL;
     pid_t pid = vf_spawn(argv, out, err);
     bool killed = false;
     for (int i = 0; i < 120000 && !killed; i++) {
         if (plan->lock_mode && !holder && tu_query_int(db, plan->lock_when) > 0)
-            holder = lock_memories(db, plan->lock_mode, false);
+            holder = lock_memories(db, plan->lock_table, plan->lock_mode, false);
         if (tu_query_int(db, plan->kill_when) > 0) {
             cr_assert_eq(kill(pid, SIGKILL), 0);
             killed = true;

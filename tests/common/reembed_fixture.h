@@ -15,6 +15,9 @@
  * (caller frees; drop with tu_drop_db). */
 char *rf_store_768(int n);
 
+/* The same on another server (superuser URI); NULL = the sandbox's. */
+char *rf_store_768_at(const char *server_uri, int n);
+
 /* Checks that memories.embedding equals builtin:hash-DIM of content, element by element
  * (1e-6), on up to 50 rows matching where (SQL). Returns the number of rows checked. */
 int rf_check_vectors(const char *db, int dim, const char *where);
@@ -28,7 +31,8 @@ char *rf_ids_digest(const char *db);
 /* Asserts what a finished re-embed to builtin:hash-DIM leaves in db, a store of n memories:
  * memories.embedding is vector(DIM) and every memory has one vector of DIM dimensions, equal to
  * builtin:hash-DIM of its content (all n rows checked); no embedding_next or embedding_old
- * column, no state row, no invalidation trigger; the registry's one active model is
+ * column, no state row, no re-embed trigger, no copy of memories or its indexes left, an empty
+ * change log, the four foreign keys to memories there and validated, the updated_at trigger; the registry's one active model is
  * builtin:hash-DIM with a fingerprint; the ids are ids_before (rf_ids_digest) and no
  * updated_at moved off 2020-01-01; idx_memories_embedding_hnsw is an HNSW index on embedding,
  * valid and ready, and no index of memories is invalid or left over (the _next and _old ones).
@@ -39,9 +43,10 @@ void rf_expect_reembedded(const char *db, int n, int dim, const char *ids_before
  * each time) whose first column becomes > 0 at the moment meant. */
 typedef struct {
     const char *lock_mode;   /* "ACCESS SHARE", "ACCESS EXCLUSIVE" …: a second session takes this lock on
-                                memories and holds it until after the kill; NULL: no lock */
+                                lock_table and holds it until after the kill; NULL: no lock */
     const char *lock_when;   /* when to take it; NULL: before the re-embed starts */
     const char *kill_when;   /* when to kill the re-embed with SIGKILL */
+    const char *lock_table;  /* the table to lock; NULL: memories */
 } rf_kill_plan;
 
 /* Runs argv (a `pgmemctl … reembed …` command line, argv[0] "pgmemctl"), takes the plan's lock

@@ -149,8 +149,7 @@ Test(option_checks, negative_durations_refused_by_every_command)
     }
     char *after = store_state(uri);
     cr_expect_str_eq(after, before, "a refused run changed the store");
-    cr_expect_eq(tu_query_int(uri, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'memories'"
-                                   " AND column_name = 'embedding_next'"),
+    cr_expect_eq(tu_query_int(uri, "SELECT count(*) FROM pg_class WHERE relname = 'pgmemctl_memories_next'"),
                  0);
     free(after);
     free(before);
@@ -215,8 +214,7 @@ Test(option_checks, reembed_server_settings_checked_before_anything_changes)
                                         " WHERE tablename = 'memories'");
     cr_expect_str_eq(after, before);
     cr_expect_str_eq(ix_after, ix);
-    cr_expect_eq(tu_query_int(db, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'memories'"
-                                  " AND column_name = 'embedding_next'"),
+    cr_expect_eq(tu_query_int(db, "SELECT count(*) FROM pg_class WHERE relname = 'pgmemctl_memories_next'"),
                  0);
     cr_expect_eq(tu_query_int(db, "SELECT count(*) FROM pgmemctl_reembed_state"), 0);
     free(before);

@@ -69,16 +69,24 @@ Test(reembed, in_place_768_to_384_and_keep_old)
     cJSON_Delete(j);
     tu_run_free(&r);
     expect_reembedded(db, 300, 384, ids, true);
-    /* and back to 768 in shadow mode keeping the old column */
+    /* and back to 768 in shadow mode keeping the old table */
     r = PGM(db, "reembed", "--model", "builtin:hash-768", "--yes", "--keep-old");
     tu_expect_status(&r, 0, "shadow with --keep-old");
+    j = tu_json(r.out);
+    cr_assert(tu_json_bool(j, "kept_old_table"));
+    cJSON_Delete(j);
     tu_run_free(&r);
-    cr_assert_eq(q_int(db, "SELECT count(*) FROM memories WHERE vector_dims(embedding_old) = 384"), 300);
+    cr_assert_eq(q_int(db, "SELECT count(*) FROM pgmemctl_memories_old WHERE vector_dims(embedding) = 384"), 300);
     cr_assert_eq(q_int(db, "SELECT count(*) FROM memories WHERE vector_dims(embedding) = 768"), 300);
-    /* a further shadow re-embed refuses until the kept column is dropped */
+    /* the kept table no longer has the change log's trigger nor the foreign keys */
+    cr_assert_eq(q_int(db, "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'pgmemctl_memories_old'::regclass"
+                           " AND tgname = 'memories_reembed_log'"),
+                 0);
+    cr_assert_eq(q_int(db, "SELECT count(*) FROM pg_constraint WHERE confrelid = 'pgmemctl_memories_old'::regclass"), 0);
+    /* a further shadow re-embed refuses until the kept table is dropped */
     r = PGM(db, "reembed", "--model", "builtin:hash-384", "--yes");
-    tu_expect_status(&r, 2, "embedding_old still there");
-    cr_assert(tu_contains(r.err, "embedding_old"));
+    tu_expect_status(&r, 2, "pgmemctl_memories_old still there");
+    cr_assert(tu_contains(r.err, "DROP TABLE pgmemctl_memories_old"), "%s", r.err);
     tu_run_free(&r);
     free(ids);
     tu_drop_db(db);
@@ -164,8 +172,8 @@ Test(reembed, kill9_then_rerun_shadow)
     cr_assert_lt(done, 2000, "the run finished before the kill");
     /* readers still see only the old vectors */
     cr_assert_eq(q_int(db, "SELECT count(*) FROM memories WHERE vector_dims(embedding) = 768"), 2000);
-    long long next = q_int(db, "SELECT count(embedding_next) FROM memories");
-    cr_assert_eq(next, done, "committed progress and written vectors disagree");
+    long long next = q_int(db, "SELECT count(embedding) FROM pgmemctl_memories_next");
+    cr_assert_eq(next, done, "committed progress and the copy's vectors disagree");
     tu_run_result r = PGM(db, "reembed", "--model", "builtin:hash-384", "--yes", "--batch-size", "50");
     tu_expect_status(&r, 0, "the re-run");
     cJSON *j = tu_json(r.out);

@@ -137,7 +137,7 @@ Test(reembed_http, bad_response_fails_then_rerun_resumes_without_repeats)
     tu_run_free(&r);
     /* nothing visible changed for readers */
     cr_assert_eq(tu_query_int(db, "SELECT count(*) FROM memories WHERE vector_dims(embedding) = 768"), 200);
-    long long written = tu_query_int(db, "SELECT count(embedding_next) FROM memories");
+    long long written = tu_query_int(db, "SELECT count(embedding) FROM pgmemctl_memories_next");
     cr_assert_gt(written, 0);
     r = tu_run_env(argv, (const char *const[]){env, NULL});
     tu_expect_status(&r, 0, "re-run");
@@ -216,7 +216,7 @@ Test(reembed_http, kill9_then_rerun_embeds_no_committed_memory_again)
                                                 " 'pgmemctl reembed' AND datname = current_database()") > 0;
          i++)
         usleep(10000);
-    long long done = tu_query_int(db, "SELECT count(embedding_next) FROM memories");
+    long long done = tu_query_int(db, "SELECT count(embedding) FROM pgmemctl_memories_next");
     cr_assert_lt(done, 1200, "finished before the kill");
     tu_run_result r = tu_run_env(argv, (const char *const[]){"OPENAI_API_KEY=sk-kill", NULL});
     unsetenv("OPENAI_API_KEY");

@@ -1,7 +1,8 @@
 /* test_reembed_kill.c — `pgmemctl reembed` killed with SIGKILL in each of its phases, then run
  * again: every memory must end with exactly one vector, of the new model, and a valid HNSW
  * index. The backfill of both modes is killed in test_reembed.c; here the rest: shadow mode in
- * its setup, its index build, its recall check and its swap; in-place mode in its preparation
+ * its setup, its index build, its recall check, its swap, after its swap (the foreign keys'
+ * validation), and --abort from each phase before the swap; in-place mode in its preparation
  * (index dropped, typmod lifted), before the new dimension is set, and in its index build;
  * --only-missing in its backfill. A phase is reached for certain, not by timing: a second
  * session holds a lock on memories that the phase needs (the re-embed waits in it, and is killed
@@ -100,19 +101,36 @@ static void rerun_and_check(const char *db, const char *const *args, long long u
 
 /* ---- shadow ------------------------------------------------------------------------------- */
 
+/* > 0 while the re-embed's session builds an index on the copy of memories. */
+#define BUILDING_COPY                                                                                                 \
+    "SELECT count(*) FROM pg_stat_progress_create_index p JOIN pg_stat_activity a ON a.pid = p.pid"                    \
+    " WHERE a.application_name = 'pgmemctl reembed' AND p.relid = to_regclass('pgmemctl_memories_next')"             \
+    " AND p.phase LIKE 'building index%'"
+
+#define IN_PHASE(p) "SELECT count(*) FROM pgmemctl_reembed_state WHERE phase = '" p "'"
+
+/* The copy holds every memory with a vector of the new model, and `hnsw` HNSW indexes. */
+static void expect_full_copy(const char *db, int hnsw)
+{
+    cr_assert_eq(q_int(db, "SELECT count(*) FROM pgmemctl_memories_next WHERE vector_dims(embedding) = 384"), N);
+    cr_assert_eq(q_int(db, "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+                           " JOIN pg_am am ON am.oid = c.relam WHERE i.indrelid = 'pgmemctl_memories_next'::regclass"
+                           " AND am.amname = 'hnsw' AND i.indisvalid"),
+                 hnsw);
+}
+
 Test(reembed_kill, shadow_in_its_setup)
 {
-    char *db = rf_store_768(N), *ids = rf_ids_digest(db), *waiting = rf_waiting_for("AccessExclusiveLock");
-    /* a reader's lock makes the setup (ADD COLUMN embedding_next) wait */
+    char *db = rf_store_768(N), *ids = rf_ids_digest(db), *waiting = rf_waiting_for("ShareRowExclusiveLock");
+    /* a writer's lock makes the setup (CREATE TRIGGER memories_reembed_log) wait */
     rf_kill_reembed(db,
                     (const char *const[]){"pgmemctl", "-q", "-d", db, "reembed", "--model", "builtin:hash-384", "--yes",
                                           NULL},
-                    &(rf_kill_plan){.lock_mode = "ACCESS SHARE", .kill_when = waiting});
-    /* the setup's transaction is gone whole: no state, no shadow column */
+                    &(rf_kill_plan){.lock_mode = "ROW EXCLUSIVE", .kill_when = waiting});
+    /* the setup's transaction is gone whole: no state, no copy, no trigger */
     cr_assert_eq(q_int(db, "SELECT count(*) FROM pgmemctl_reembed_state"), 0);
-    cr_assert_eq(q_int(db, "SELECT count(*) FROM pg_attribute WHERE attrelid = 'memories'::regclass"
-                           " AND attname = 'embedding_next' AND NOT attisdropped"),
-                 0);
+    cr_assert_eq(q_int(db, "SELECT count(*) FROM pg_class WHERE relname = 'pgmemctl_memories_next'"), 0);
+    cr_assert_eq(q_int(db, "SELECT count(*) FROM pg_trigger WHERE tgname = 'memories_reembed_log'"), 0);
     expect_old_vectors(db);
     rerun_and_check(db, NULL, N, false, NULL, true, ids);
     free(waiting);
@@ -128,17 +146,17 @@ Test(reembed_kill, shadow_in_its_index_build)
     rf_kill_reembed(db,
                     (const char *const[]){"pgmemctl", "-q", "-d", uri, "reembed", "--model", "builtin:hash-384", "--yes",
                                           NULL},
-                    &(rf_kill_plan){.kill_when = BUILDING});
-    /* every new vector is written, the concurrent build is left invalid, readers use the old */
+                    &(rf_kill_plan){.kill_when = BUILDING_COPY});
+    /* every new vector is in the copy; the interrupted build left nothing; readers use the old */
     char phase[32];
     cr_assert_str_eq(state_phase(db, phase, sizeof phase), "index");
-    cr_assert_eq(q_int(db, "SELECT count(*) FROM memories WHERE vector_dims(embedding_next) = 384"), N);
-    cr_assert_eq(q_int(db, "SELECT count(*) FROM pg_index WHERE indexrelid ="
-                           " to_regclass('idx_memories_embedding_next_hnsw') AND NOT indisvalid"),
-                 1, "the interrupted build left no invalid index");
+    expect_full_copy(db, 0);
+    cr_assert_eq(q_int(db, "SELECT count(*) FROM pg_index WHERE indrelid = 'pgmemctl_memories_next'::regclass"
+                           " AND NOT indisvalid"),
+                 0);
     expect_old_vectors(db);
     /* verify's built-in profile wants m 16: the index is checked by rf_expect_reembedded and below */
-    rerun_and_check(db, NULL, 0, true, "left invalid by an interrupted build", false, ids);
+    rerun_and_check(db, NULL, 0, true, "building idx_memories_embedding_hnsw on the copy", false, ids);
     expect_slow_index(db);
     free(uri);
     free(ids);
@@ -149,20 +167,18 @@ Test(reembed_kill, shadow_in_its_index_build)
 Test(reembed_kill, shadow_in_its_recall_check)
 {
     char *db = rf_store_768(N), *ids = rf_ids_digest(db), *waiting = rf_waiting_for("AccessShareLock");
-    /* once the new index is valid, an exclusive lock holds the recall check's next query */
+    /* once the copy's indexes are built, an exclusive lock on it holds the recall check's next query */
     rf_kill_reembed(db,
                     (const char *const[]){"pgmemctl", "-q", "-d", db, "reembed", "--model", "builtin:hash-384", "--yes",
                                           "--recall-sample", "500", NULL},
-                    &(rf_kill_plan){.lock_mode = "ACCESS EXCLUSIVE",
-                                    .lock_when = "SELECT count(*) FROM pg_index WHERE indexrelid ="
-                                                 " to_regclass('idx_memories_embedding_next_hnsw') AND indisvalid",
-                                    .kill_when = waiting});
+                    &(rf_kill_plan){.lock_mode = "ACCESS EXCLUSIVE", .lock_table = "pgmemctl_memories_next",
+                                    .lock_when = IN_PHASE("replay"), .kill_when = waiting});
     char phase[32];
-    cr_assert_str_eq(state_phase(db, phase, sizeof phase), "index");
-    cr_assert_eq(q_int(db, "SELECT count(*) FROM memories WHERE vector_dims(embedding_next) = 384"), N);
+    cr_assert_str_eq(state_phase(db, phase, sizeof phase), "replay");
+    expect_full_copy(db, 1);
     expect_old_vectors(db);
-    rerun_and_check(db, (const char *const[]){"--recall-sample", "50", NULL}, 0, true,
-                    "already built by an earlier run: kept", true, ids);
+    /* nothing is embedded or built again */
+    rerun_and_check(db, (const char *const[]){"--recall-sample", "50", NULL}, 0, true, NULL, true, ids);
     free(waiting);
     free(ids);
     tu_drop_db(db);
@@ -172,22 +188,93 @@ Test(reembed_kill, shadow_in_its_recall_check)
 Test(reembed_kill, shadow_in_its_swap)
 {
     char *db = rf_store_768(N), *ids = rf_ids_digest(db), *waiting = rf_waiting_for("AccessExclusiveLock");
-    /* a reader's lock, taken during the backfill, makes the swap's LOCK TABLE wait */
+    /* a reader's lock, taken during the copy, makes the swap's LOCK TABLE time out again and again */
     rf_kill_reembed(db,
                     (const char *const[]){"pgmemctl", "-q", "-d", db, "reembed", "--model", "builtin:hash-384", "--yes",
                                           "--batch-size", "20", NULL},
                     &(rf_kill_plan){.lock_mode = "ACCESS SHARE", .lock_when = BACKFILLING, .kill_when = waiting});
-    /* not swapped: the old column in use, the new one complete with its valid index */
+    /* not swapped: memories in use as it was, the copy complete with its valid index */
     char phase[32];
-    cr_assert_str_eq(state_phase(db, phase, sizeof phase), "index");
-    cr_assert_eq(q_int(db, "SELECT count(*) FROM memories WHERE vector_dims(embedding_next) = 384"), N);
-    cr_assert_eq(q_int(db, "SELECT count(*) FROM pg_index WHERE indexrelid ="
-                           " to_regclass('idx_memories_embedding_next_hnsw') AND indisvalid"),
-                 1);
+    cr_assert_str_eq(state_phase(db, phase, sizeof phase), "replay");
+    expect_full_copy(db, 1);
     expect_old_vectors(db);
     rerun_and_check(db, NULL, 0, true, NULL, true, ids);
     free(waiting);
     free(ids);
+    tu_drop_db(db);
+    free(db);
+}
+
+Test(reembed_kill, shadow_after_its_swap)
+{
+    char *db = rf_store_768(N), *ids = rf_ids_digest(db), *waiting = rf_waiting_for("ShareUpdateExclusiveLock");
+    tu_exec(db, "INSERT INTO scheduling (memory_id) SELECT id FROM memories");
+    /* swapped; then a lock on scheduling holds the validation of its re-pointed foreign key */
+    rf_kill_reembed(db,
+                    (const char *const[]){"pgmemctl", "-q", "-d", db, "reembed", "--model", "builtin:hash-384", "--yes",
+                                          NULL},
+                    &(rf_kill_plan){.lock_mode = "SHARE UPDATE EXCLUSIVE", .lock_table = "scheduling",
+                                    .lock_when = IN_PHASE("validate"), .kill_when = waiting});
+    char phase[32];
+    cr_assert_str_eq(state_phase(db, phase, sizeof phase), "validate");
+    /* the new vectors are in service, and the foreign key is enforced, not yet validated */
+    cr_assert_eq(q_int(db, "SELECT count(*) FROM memories WHERE vector_dims(embedding) = 384"), N);
+    cr_assert_eq(q_int(db, "SELECT count(*) FROM pg_constraint WHERE conname = 'scheduling_memory_id_fkey'"
+                           " AND confrelid = 'memories'::regclass AND NOT convalidated"),
+                 1);
+    /* too late to undo */
+    tu_run_result r = tu_run((const char *const[]){"pgmemctl", "-d", db, "reembed", "--abort", NULL});
+    tu_expect_status(&r, 2, "--abort after the swap");
+    cr_assert(tu_contains(r.err, "already swapped"), "%s", r.err);
+    tu_run_free(&r);
+    rerun_and_check(db, NULL, 0, true, "validating the foreign keys", true, ids);
+    cr_assert_eq(q_int(db, "SELECT count(*) FROM scheduling s JOIN memories m ON m.id = s.memory_id"), N);
+    free(waiting);
+    free(ids);
+    tu_drop_db(db);
+    free(db);
+}
+
+/* --abort from each phase: memories and the catalog as before the run. */
+Test(reembed_kill, shadow_abort_from_each_phase)
+{
+    char *db = rf_store_768(N), *uri = checking_uri(db);
+    char *before = tu_catalog_snapshot(db);
+    char *excl = rf_waiting_for("AccessExclusiveLock");
+    const struct {
+        const char *name;
+        rf_kill_plan plan;
+    } phases[] = {
+        {"backfill", {.kill_when = "SELECT count(*) FROM pg_class WHERE relname = 'pgmemctl_memories_next'"
+                                   " AND (SELECT rows_done FROM pgmemctl_reembed_state) > 0"}},
+        {"index", {.kill_when = BUILDING_COPY}},
+        {"replay", {.lock_mode = "ACCESS SHARE", .lock_when = BACKFILLING, .kill_when = excl}},
+    };
+    slow_index(db);
+    tu_exec(db, "ANALYZE memories");
+    free(before);
+    before = tu_catalog_snapshot(db);
+    for (size_t i = 0; i < sizeof phases / sizeof phases[0]; i++) {
+        rf_kill_reembed(db,
+                        (const char *const[]){"pgmemctl", "-q", "-d", uri, "reembed", "--model", "builtin:hash-384",
+                                              "--yes", "--batch-size", "20", NULL},
+                        &phases[i].plan);
+        char phase[32];
+        cr_assert_str_eq(state_phase(db, phase, sizeof phase), phases[i].name);
+        tu_run_result r = tu_run((const char *const[]){"pgmemctl", "-d", db, "reembed", "--abort", NULL});
+        tu_expect_status(&r, 0, "--abort");
+        tu_run_free(&r);
+        char *after = tu_catalog_snapshot(db);
+        cr_assert_str_eq(after, before, "--abort from %s left the catalog changed", phases[i].name);
+        free(after);
+        cr_assert_eq(q_int(db, "SELECT count(*) FROM pgmemctl_reembed_state"), 0);
+        cr_assert_eq(q_int(db, "SELECT count(*) FROM pgmemctl_reembed_log"), 0);
+        expect_old_vectors(db);
+        expect_slow_index(db);
+    }
+    free(excl);
+    free(before);
+    free(uri);
     tu_drop_db(db);
     free(db);
 }
