@@ -129,7 +129,9 @@ static int top10(pg_conn *c, const reembed_index_info *ix, const char *table, co
              column, ix->op, table, column, column, ix->op);
     int n = -1;
     pg_result *r = NULL;
-    if (pg_begin(c) && pg_run(c, set, 0, NULL))
+    /* a disabled scan type costs 1e10, which would make the server JIT-compile every query
+     * (about 0.2 s each, measured): JIT off for these */
+    if (pg_begin(c) && pg_run(c, set, 0, NULL) && pg_run(c, "SET LOCAL jit = off", 0, NULL))
         r = pg_exec(c, sql, 1, (const char *[]){v});
     if (r) {
         n = pg_ntuples(r);
@@ -147,8 +149,11 @@ bool reembed_recall(pg_conn *c, const reembed_index_info *ix, const char *table,
     *recall = -1;
     *queries = 0;
     char sql[256], lim[16];
-    snprintf(sql, sizeof sql, "SELECT %s::text FROM %s WHERE %s IS NOT NULL ORDER BY random() LIMIT $1::int", column,
-             table, column);
+    /* the text of the drawn vectors only: a cast in the outer select list runs after the LIMIT
+     * (in the inner one, every vector of the table would be turned into text) */
+    snprintf(sql, sizeof sql,
+             "SELECT v::text FROM (SELECT %s AS v FROM %s WHERE %s IS NOT NULL ORDER BY random() LIMIT $1::int) t",
+             column, table, column);
     snprintf(lim, sizeof lim, "%d", sample);
     pg_result *q = pg_exec(c, sql, 1, (const char *[]){lim});
     if (!q) {

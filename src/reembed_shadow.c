@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define NEXT "pgmemctl_memories_next"
 #define OLD "pgmemctl_memories_old"
@@ -358,7 +359,7 @@ bool reembed_shadow_prepare(rstate *s)
     if (!relation_exists(s, NEXT, &have_copy))
         return false;
     if (s->have_state && have_copy && !strcmp(s->state_phase, "backfill")) {
-        v = query_text(s, "SELECT coalesce(max(id)::text, '') FROM " NEXT, 0, NULL, "reading the copy's position");
+        v = query_text(s, "SELECT id::text FROM " NEXT " ORDER BY id DESC LIMIT 1", 0, NULL, "reading the copy's position");
         if (!v)
             return false;
         snprintf(s->keyset_start, sizeof s->keyset_start, "%s", v);
@@ -622,6 +623,24 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
+/* Fault injection for the tests of an interruption after the swap's commit: with
+ * PGMEMCTL_REEMBED_PAUSE_AFTER_SWAP=FILE, the run creates FILE and waits (at most 600 s) until it
+ * is removed. */
+static void pause_after_swap(void)
+{
+    const char *file = getenv("PGMEMCTL_REEMBED_PAUSE_AFTER_SWAP");
+    if (!file || !*file)
+        return;
+    FILE *f = fopen(file, "w");
+    if (!f)
+        return;
+    fclose(f);
+    log_info("reembed: paused after the swap until %s is removed (PGMEMCTL_REEMBED_PAUSE_AFTER_SWAP)", file);
+    double t0 = progress_now();
+    while (access(file, F_OK) == 0 && progress_now() - t0 < 600)
+        sleep_ms(50);
+}
+
 /* Takes the locks of the swap: ACCESS EXCLUSIVE on memories, SHARE ROW EXCLUSIVE on the tables
  * whose foreign keys reference it. 1 taken, 0 busy (lock_timeout; rolled back), -1 error. */
 static int lock_for_swap(rstate *s)
@@ -748,6 +767,7 @@ static bool swap(rstate *s, const shadow *sh)
         s->res->seconds_lock = end - locked_at;
         s->res->swap_attempts = attempt + 1;
         s->res->kept_old = s->req->keep_old;
+        pause_after_swap();
         log_info("reembed: swapped in %.3f s (ACCESS EXCLUSIVE held %.3f s): memories now holds %s vectors%s",
                  s->res->seconds_swap, s->res->seconds_lock, s->res->plan.new_model.name,
                  s->req->keep_old ? " (the old table is kept as " OLD ")" : "");
@@ -821,7 +841,7 @@ void reembed_run_shadow(rstate *s)
         return;
     }
     double t0;
-    if (!setup(s, &sh))
+    if (!setup(s, &sh) || !reembed_stage_table(s))
         goto out;
     if (!strcmp(s->state_phase, "backfill") || !s->state_phase[0]) {
         if (!fill(s, &sh) || !same_definition(s, &sh))

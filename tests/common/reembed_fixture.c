@@ -142,12 +142,14 @@ void rf_expect_reembedded(const char *db, int n, int dim, const char *ids_before
     }
 }
 
-char *rf_waiting_for(const char *mode)
+char *rf_waiting_for(const char *mode) { return rf_waiting_for_on("memories", mode); }
+
+char *rf_waiting_for_on(const char *table, const char *mode)
 {
     return tu_printf("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
                      " WHERE a.application_name = 'pgmemctl reembed' AND a.datname = current_database()"
-                     " AND NOT l.granted AND l.relation = 'memories'::regclass AND l.mode = '%s'",
-                     mode);
+                     " AND NOT l.granted AND l.relation = to_regclass('%s') AND l.mode = '%s'",
+                     table, mode);
 }
 
 /* A session that takes `mode` on memories in an open transaction; with wait, until it is

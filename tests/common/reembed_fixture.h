@@ -59,4 +59,7 @@ void rf_kill_reembed(const char *db, const char *const *argv, const rf_kill_plan
  * lock mode `mode` (pg_locks' name, e.g. "AccessExclusiveLock"); newly allocated. */
 char *rf_waiting_for(const char *mode);
 
+/* The same for a lock on another table (e.g. "pgmemctl_memories_next"). */
+char *rf_waiting_for_on(const char *table, const char *mode);
+
 #endif

@@ -639,7 +639,9 @@ pid_t vf_spawn(const char *const *argv, const char *out_path, const char *err_pa
     cr_assert(env, "out of memory");
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        if (strncmp(environ[i], "PG", 2) != 0 && strncmp(environ[i], "DATABASE_URL=", 13) != 0)
+        /* no libpq or pgmemctl settings from the test's environment, but the test hooks */
+        if ((strncmp(environ[i], "PG", 2) != 0 || !strncmp(environ[i], "PGMEMCTL_REEMBED_PAUSE_AFTER_SWAP=", 34)) &&
+            strncmp(environ[i], "DATABASE_URL=", 13) != 0)
             env[k++] = environ[i];
     const char *bin = tu_bin();
     fflush(stdout);

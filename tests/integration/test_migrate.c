@@ -23,8 +23,8 @@ TestSuite(cli, .fini = tu_leak_check, .timeout = 60);
 /* `pgmemctl ARGS…` */
 #define PGM0(...) tu_run((const char *const[]){"pgmemctl", __VA_ARGS__, NULL})
 
-/* The newest of the built-in migrations (migrations/0001..0005). */
-#define LATEST 5
+/* The newest of the built-in migrations (migrations/0001..0006). */
+#define LATEST 6
 
 #define PW_ROLE "pgmemctl_pw"
 #define PW_SECRET "sandbox-secret-pw"
@@ -201,11 +201,25 @@ Test(migrate, down_defaults_to_one_step)
                 " rows_copied, source_rows, fingerprint) VALUES ('s', 'knowledge_nodes', 0, 100, 100, 100, 100,"
                 " '0123456789abcdef0123456789abcdef'), ('s', 'knowledge_nodes', 100, 200, 150, 50, 50,"
                 " 'fedcba9876543210fedcba9876543210'), ('s', 'knowledge_nodes', 200, NULL, 260, 60, NULL, NULL)");
-    /* 0005's down drops the row counts and fingerprints; the checkpoints stay */
+    /* 0006's down drops shadow mode's change log, its trigger function and the state's new
+     * column and phases */
+    tu_exec(db, "INSERT INTO pgmemctl_reembed_log (id) VALUES (gen_random_uuid())");
     tu_run_result r = PGM(db, "migrate", "down");
     tu_expect_status(&r, 0, "down");
     cJSON *j = tu_json(r.out);
     cr_expect_eq(json_int(j, "version_after"), LATEST - 1);
+    cJSON_Delete(j);
+    tu_run_free(&r);
+    cr_expect_not(table_exists(db, "pgmemctl_reembed_log"));
+    cr_expect_eq(tu_query_int(db, "SELECT count(*) FROM pg_proc WHERE proname = 'pgmemctl_reembed_log_change'"), 0);
+    cr_expect_eq(tu_query_int(db, "SELECT count(*) FROM information_schema.columns WHERE table_name ="
+                                  " 'pgmemctl_reembed_state' AND column_name = 'definition_md5'"),
+                 0);
+    /* 0005's down drops the row counts and fingerprints; the checkpoints stay */
+    r = PGM(db, "migrate", "down");
+    tu_expect_status(&r, 0, "down");
+    j = tu_json(r.out);
+    cr_expect_eq(json_int(j, "version_after"), LATEST - 2);
     cJSON_Delete(j);
     tu_run_free(&r);
     cr_expect_eq(tu_query_int(db, "SELECT count(*) FROM information_schema.columns WHERE table_name ="
@@ -217,11 +231,11 @@ Test(migrate, down_defaults_to_one_step)
     r = PGM(db, "migrate", "down");
     tu_expect_status(&r, 0, "down");
     j = tu_json(r.out);
-    cr_expect_eq(json_int(j, "version_before"), LATEST - 1);
-    cr_expect_eq(json_int(j, "version_after"), LATEST - 2);
+    cr_expect_eq(json_int(j, "version_before"), LATEST - 2);
+    cr_expect_eq(json_int(j, "version_after"), LATEST - 3);
     const cJSON *rev = tu_json_array(j, "reverted");
     cr_assert_eq(cJSON_GetArraySize(rev), 1);
-    cr_expect_eq(json_int(cJSON_GetArrayItem(rev, 0), "version"), LATEST - 1);
+    cr_expect_eq(json_int(cJSON_GetArrayItem(rev, 0), "version"), LATEST - 2);
     cJSON_Delete(j);
     tu_run_free(&r);
     cr_expect(table_exists(db, "pgmemctl_reembed_state"));
@@ -232,7 +246,7 @@ Test(migrate, down_defaults_to_one_step)
     cr_expect_eq(tu_query_int(db, "SELECT last_rowid * 1000 + rows_copied FROM pgmemctl_copy_progress"), 150 * 1000 + 210);
     cr_expect_eq(tu_query_int(db, "SELECT count(*) FROM pg_proc WHERE proname = 'pgmemctl_ensure_hnsw'"), 1);
     cr_expect(table_exists(db, "memories"));
-    cr_expect_eq(tracking_rows(db, "true"), LATEST - 2);
+    cr_expect_eq(tracking_rows(db, "true"), LATEST - 3);
     cr_expect_eq(tracking_rows(db, "version = 1"), 1);
     tu_drop_db(db);
     free(db);
@@ -241,8 +255,8 @@ Test(migrate, down_defaults_to_one_step)
 Test(migrate, down_steps_all)
 {
     char *db = db_at_latest();
-    tu_run_result r = PGM(db, "migrate", "down", "--steps", "5");
-    tu_expect_status(&r, 0, "down --steps 5");
+    tu_run_result r = PGM(db, "migrate", "down", "--steps", "6");
+    tu_expect_status(&r, 0, "down --steps 6");
     cJSON *j = tu_json(r.out);
     cr_expect_eq(json_int(j, "version_after"), 0);
     cr_expect_eq(array_size(j, "reverted"), LATEST);

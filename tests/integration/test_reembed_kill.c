@@ -166,7 +166,8 @@ Test(reembed_kill, shadow_in_its_index_build)
 
 Test(reembed_kill, shadow_in_its_recall_check)
 {
-    char *db = rf_store_768(N), *ids = rf_ids_digest(db), *waiting = rf_waiting_for("AccessShareLock");
+    char *db = rf_store_768(N), *ids = rf_ids_digest(db),
+         *waiting = rf_waiting_for_on("pgmemctl_memories_next", "AccessShareLock");
     /* once the copy's indexes are built, an exclusive lock on it holds the recall check's next query */
     rf_kill_reembed(db,
                     (const char *const[]){"pgmemctl", "-q", "-d", db, "reembed", "--model", "builtin:hash-384", "--yes",
@@ -207,21 +208,25 @@ Test(reembed_kill, shadow_in_its_swap)
 
 Test(reembed_kill, shadow_after_its_swap)
 {
-    char *db = rf_store_768(N), *ids = rf_ids_digest(db), *waiting = rf_waiting_for("ShareUpdateExclusiveLock");
+    char *db = rf_store_768(N), *ids = rf_ids_digest(db), *dir = tu_tempdir();
+    char *pause = tu_printf("%s/paused", dir);
     tu_exec(db, "INSERT INTO scheduling (memory_id) SELECT id FROM memories");
-    /* swapped; then a lock on scheduling holds the validation of its re-pointed foreign key */
+    /* swapped, then stopped before the steps after it (the test hook pauses it there) */
+    setenv("PGMEMCTL_REEMBED_PAUSE_AFTER_SWAP", pause, 1);
     rf_kill_reembed(db,
                     (const char *const[]){"pgmemctl", "-q", "-d", db, "reembed", "--model", "builtin:hash-384", "--yes",
                                           NULL},
-                    &(rf_kill_plan){.lock_mode = "SHARE UPDATE EXCLUSIVE", .lock_table = "scheduling",
-                                    .lock_when = IN_PHASE("validate"), .kill_when = waiting});
+                    &(rf_kill_plan){.kill_when = IN_PHASE("validate")});
+    unsetenv("PGMEMCTL_REEMBED_PAUSE_AFTER_SWAP");
     char phase[32];
     cr_assert_str_eq(state_phase(db, phase, sizeof phase), "validate");
-    /* the new vectors are in service, and the foreign key is enforced, not yet validated */
+    /* the new vectors are in service; the foreign key is enforced, not yet validated; the old
+     * table is still there */
     cr_assert_eq(q_int(db, "SELECT count(*) FROM memories WHERE vector_dims(embedding) = 384"), N);
     cr_assert_eq(q_int(db, "SELECT count(*) FROM pg_constraint WHERE conname = 'scheduling_memory_id_fkey'"
                            " AND confrelid = 'memories'::regclass AND NOT convalidated"),
                  1);
+    cr_assert_eq(q_int(db, "SELECT count(*) FROM pgmemctl_memories_old"), N);
     /* too late to undo */
     tu_run_result r = tu_run((const char *const[]){"pgmemctl", "-d", db, "reembed", "--abort", NULL});
     tu_expect_status(&r, 2, "--abort after the swap");
@@ -229,7 +234,9 @@ Test(reembed_kill, shadow_after_its_swap)
     tu_run_free(&r);
     rerun_and_check(db, NULL, 0, true, "validating the foreign keys", true, ids);
     cr_assert_eq(q_int(db, "SELECT count(*) FROM scheduling s JOIN memories m ON m.id = s.memory_id"), N);
-    free(waiting);
+    tu_rmtree(dir);
+    free(dir);
+    free(pause);
     free(ids);
     tu_drop_db(db);
     free(db);

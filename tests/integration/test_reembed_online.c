@@ -3,8 +3,9 @@
  *   - a reader searching every 200 ms for the whole run: no search fails, every one uses the
  *     HNSW index (EXPLAIN ANALYZE), each takes under 500 ms, and after the swap it finds the new
  *     vectors;
- *   - a writer inserting, editing and deleting memories (and scheduling rows) throughout: the end
- *     state is checked row by row, and every memory holds the new model's vector of its content;
+ *   - a writer inserting, editing and deleting memories (and scheduling rows) throughout, with
+ *     vectors of the active model as an application writes them: the end state is checked row
+ *     by row, and every memory holds the new model's vector of its content;
  *   - the swap's lock time in the JSON (under 1 s);
  *   - kill -9 during the replay of logged changes, then a re-run;
  *   - DDL on memories during the run (a migration): exit 1 and nothing lost; the re-run makes
@@ -23,6 +24,7 @@
 
 #include "common/reembed_fixture.h"
 #include "common/testutil.h"
+#include "embed.h"
 
 TestSuite(reembed_online, .fini = tu_leak_check, .timeout = 300);
 
@@ -52,6 +54,10 @@ static void *read_loop(void *arg)
 {
     reader *rd = arg;
     PGconn *c = PQconnectdb(rd->db);
+    /* A store this small is read faster by a sequential scan, which the planner would choose;
+     * with sequential scans off it still takes one only when no usable index exists, which is
+     * what this reader checks. */
+    PQclear(PQexec(c, "SET enable_seqscan = off"));
     const char *params[] = {rd->probe};
     while (!atomic_load(&rd->stop)) {
         double t0 = now_ms();
@@ -114,25 +120,48 @@ static bool exec_ok(writer *w, PGconn *c, const char *sql, int n, const char *co
     return ok;
 }
 
+/* A new memory's or an edit's vector, as an application embeds: with the active model, read in
+ * the same statement (so a write that waited for the swap's lock sees the new registry). $3 and
+ * $4: builtin:hash-768 and builtin:hash-384 of the content. */
+#define ACTIVE_VECTOR "CASE (SELECT dimension FROM embedding_model WHERE active) WHEN 768 THEN $3::vector ELSE $4::vector END"
+
+static char *vector_text(const char *content, int dim)
+{
+    float v[768];
+    cr_assert(embed_hash_text(content, strlen(content), dim, v));
+    size_t cap = (size_t) dim * 16 + 4, len = 0;
+    char *s = malloc(cap);
+    s[len++] = '[';
+    for (int i = 0; i < dim; i++)
+        len += (size_t) snprintf(s + len, cap - len, "%s%.9g", i ? "," : "", (double) v[i]);
+    snprintf(s + len, cap - len, "]");
+    return s;
+}
+
 static void *write_loop(void *arg)
 {
     writer *w = arg;
     PGconn *c = PQconnectdb(w->db);
     for (int k = 0; !atomic_load(&w->stop) && k < MAX_OPS; k++) {
         char id[40], content[128];
-        switch (k % 3) {
+        int op = k % 3;
+        if (op == 0)
+            snprintf(content, sizeof content, "written while the model changed, number %d", w->inserted);
+        else
+            snprintf(content, sizeof content, "edited during the re-embed, edit %d", k);
+        char *v768 = vector_text(content, 768), *v384 = vector_text(content, 384);
+        switch (op) {
         case 0: /* a new memory, with its scheduling row */
             snprintf(id, sizeof id, "aaaaaaaa-0000-4000-8000-%012d", w->inserted);
-            snprintf(content, sizeof content, "written while the model changed, number %d", w->inserted);
-            if (exec_ok(w, c, "INSERT INTO memories (id, content) VALUES ($1::uuid, $2)", 2, (const char *[]){id, content}) &&
+            if (exec_ok(w, c, "INSERT INTO memories (id, content, embedding) VALUES ($1::uuid, $2, " ACTIVE_VECTOR ")", 4,
+                        (const char *[]){id, content, v768, v384}) &&
                 exec_ok(w, c, "INSERT INTO scheduling (memory_id) VALUES ($1::uuid)", 1, (const char *[]){id}))
                 w->inserted++;
             break;
         case 1: { /* an edit of an existing memory */
             int i = (k / 3) % w->n_edit;
-            snprintf(content, sizeof content, "edited during the re-embed, edit %d", k);
-            if (exec_ok(w, c, "UPDATE memories SET content = $2 WHERE id = $1::uuid", 2,
-                        (const char *[]){w->edit_ids[i], content})) {
+            if (exec_ok(w, c, "UPDATE memories SET content = $2, embedding = " ACTIVE_VECTOR " WHERE id = $1::uuid", 4,
+                        (const char *[]){w->edit_ids[i], content, v768, v384})) {
                 free(w->last_content[i]);
                 w->last_content[i] = strdup(content);
                 w->edited++;
@@ -145,6 +174,8 @@ static void *write_loop(void *arg)
                 w->deleted++;
             break;
         }
+        free(v768);
+        free(v384);
         usleep(5 * 1000);
     }
     PQfinish(c);
@@ -316,7 +347,7 @@ Test(reembed_online, kill9_in_the_replay_then_rerun)
                 " FROM generate_series(1, 70) g");
     cr_assert_eq(q_int(db, "SELECT count(*) FROM pgmemctl_reembed_log"), 320);
     /* then killed while it copies the logged rows again (a lock holds its read of the log) */
-    char *waiting = rf_waiting_for("AccessShareLock");
+    char *waiting = rf_waiting_for_on("pgmemctl_reembed_log", "AccessShareLock");
     rf_kill_reembed(db,
                     (const char *const[]){"pgmemctl", "-q", "-d", db, "reembed", "--model", "builtin:hash-384", "--yes",
                                           NULL},
@@ -454,7 +485,7 @@ Test(reembed_online, grants_policies_comments_and_triggers_are_carried_over)
         " (SELECT string_agg(polname || pg_get_expr(polqual, polrelid), ',') FROM pg_policy"
         "  WHERE polrelid = 'memories'::regclass),"
         " obj_description('memories'::regclass, 'pg_class'),"
-        " (SELECT string_agg(tgname || tgenabled, ',' ORDER BY tgname) FROM pg_trigger"
+        " (SELECT string_agg(tgname || tgenabled::text, ',' ORDER BY tgname) FROM pg_trigger"
         "  WHERE tgrelid = 'memories'::regclass AND NOT tgisinternal))";
     char *before = tu_query_value(db, describe);
     tu_run_result r = PGM(db, "reembed", "--model", "builtin:hash-384", "--yes");
