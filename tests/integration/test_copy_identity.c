@@ -262,7 +262,7 @@ Test(copy_identity, checkpoints_without_fingerprint)
                  1);
 
     /* back to the schema before 0005: copy asks for migrate up, before writing */
-    tu_run_result r = tu_run((const char *[]){"pgmemctl", "-d", uri, "migrate", "down", NULL});
+    tu_run_result r = tu_run((const char *[]){"pgmemctl", "-d", uri, "migrate", "down", "--to", "4", NULL});
     tu_expect_status(&r, 0, "migrate down");
     tu_run_free(&r);
     append_node(path, 21);
