@@ -191,8 +191,7 @@ static void add_reject(rstate *s, const char *id, const char *reason)
     s->rejected[s->nrejected++] = strdup(id);
 }
 
-/* The rejected ids as a PostgreSQL array literal {…} (newly allocated). */
-static char *rejected_array(const rstate *s)
+char *reembed_rejected_ids(const rstate *s)
 {
     size_t len = 3 + (size_t) s->nrejected * 37;
     char *a = malloc(len), *w = a;
@@ -374,7 +373,7 @@ static void *embed_thread(void *arg)
 static reembed_batch *read_batch(rstate *s, const char *sql, const char *last, int limit, bool *done)
 {
     *done = false;
-    char *rej = rejected_array(s), lim[16];
+    char *rej = reembed_rejected_ids(s), lim[16];
     snprintf(lim, sizeof lim, "%d", limit);
     /* The next rows in primary-key order, read in that order: the planner, estimating
      * `embedding IS NULL` from a mostly filled column's statistics, otherwise scans and sorts

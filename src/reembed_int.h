@@ -56,6 +56,10 @@ typedef struct {
 /* Sets the outcome and message (printf format); logs failures and refusals. */
 void reembed_finish(rstate *s, reembed_outcome o, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* The ids this run rejected as a PostgreSQL array literal {…} (newly allocated; NULL when out of
+ * memory). */
+char *reembed_rejected_ids(const rstate *s);
+
 /* Fails with the connection's error text and what was being done. */
 void reembed_fail_sql(rstate *s, const char *what);
 

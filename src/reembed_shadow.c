@@ -801,13 +801,20 @@ static bool after_swap(rstate *s)
     pg_clear(r);
     if (!ok)
         return false;
+    /* those copied under the lock without a vector (this run's rejected ones are left out) */
     int64_t missing = 0;
-    if (!pg_query_int64(s->c, "SELECT count(*) FROM memories WHERE embedding IS NULL", 0, NULL, &missing)) {
+    char *rej = reembed_rejected_ids(s);
+    bool counted = rej && pg_query_int64(s->c, "SELECT count(*) FROM memories WHERE embedding IS NULL"
+                                               " AND NOT (id = ANY ($1::uuid[]))",
+                                         1, (const char *[]){rej}, &missing);
+    free(rej);
+    if (!counted) {
         reembed_fail_sql(s, "counting memories without a vector");
         return false;
     }
     if (missing > 0) {
-        /* those copied under the lock without a vector, and the rejected ones (left out) */
+        s->res->plan.rows_to_embed = missing;
+        s->done = 0;
         s->select_sql = "SELECT id::text, content, md5(content) FROM memories WHERE embedding IS NULL AND id > $1::uuid"
                         " AND NOT (id = ANY ($3::uuid[])) ORDER BY memories.id LIMIT $2::int";
         s->apply_sql = "UPDATE memories m SET embedding = st.v FROM " REEMBED_STAGE " st"
