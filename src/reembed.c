@@ -338,6 +338,7 @@ reembed_batch *reembed_batch_new(rstate *s, pg_result *r)
         b->rows = r;
         b->n = n;
         b->emb = s->emb;
+        b->exact = s->exact;
         b->texts = calloc((size_t) n + 1, sizeof *b->texts);
         b->lens = calloc((size_t) n + 1, sizeof *b->lens);
         b->status = calloc((size_t) n + 1, 1);
@@ -366,6 +367,15 @@ static void *embed_thread(void *arg)
     double t0 = progress_now();
     b->ok = embed_batch_status(b->emb, b->texts, b->lens, (size_t) b->n, b->vec, b->status, b->err, sizeof b->err);
     b->seconds = progress_now() - t0;
+    if (b->ok && b->exact) {
+        bool *ok = malloc((size_t) b->n + 1);
+        if (ok) {
+            for (int i = 0; i < b->n; i++)
+                ok[i] = b->status[i] == EMBED_OK;
+            recall_exact_add(b->exact, b->vec, ok, b->n);
+            free(ok);
+        }
+    }
     return NULL;
 }
 

@@ -143,6 +143,64 @@ static int top10(pg_conn *c, const reembed_index_info *ix, const char *table, co
     return n;
 }
 
+/* Ties: a result as close as the exact 10th neighbour is a true neighbour, whichever of the
+ * equally distant rows the exact scan happened to list (ann-benchmarks' recall with a distance
+ * threshold). The share of the ke exact neighbours the ka approximate results found. */
+static double share_found(const double *exact, int ke, const double *approx, int ka, double tol)
+{
+    int hits = 0;
+    for (int j = 0; j < ka; j++)
+        hits += ke > 0 && approx[j] <= exact[ke - 1] + tol;
+    return ke > 0 ? (double) (hits < ke ? hits : ke) / ke : 1.0;
+}
+
+bool reembed_recall_known(pg_conn *c, const reembed_index_info *ix, const char *table, const char *column,
+                          const recall_exact *ex, double *recall, int *queries, char *err, size_t errlen)
+{
+    *recall = -1;
+    *queries = 0;
+    int n = recall_exact_queries(ex), dim = 0;
+    double sum = 0;
+    char *text = NULL;
+    for (int i = 0; i < n; i++) {
+        double exact[10], approx[10];
+        int ke = recall_exact_result(ex, i, exact);
+        if (!text) {
+            /* the dimension is the query's length: the table's typmod */
+            pg_result *r = pg_exec(c, "SELECT atttypmod FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2", 2,
+                                   (const char *[]){table, column});
+            dim = r && pg_ntuples(r) == 1 ? atoi(pg_value(r, 0, 0)) : 0;
+            pg_clear(r);
+            text = dim > 0 ? malloc((size_t) dim * 18 + 4) : NULL;
+            if (!text) {
+                snprintf(err, errlen, "the recall check: no vector typmod on %s.%s", table, column);
+                return false;
+            }
+        }
+        const float *q = recall_exact_query(ex, i);
+        size_t len = 0;
+        text[len++] = '[';
+        for (int k = 0; k < dim; k++)
+            len += (size_t) sprintf(text + len, "%s%.9g", k ? "," : "", (double) q[k]);
+        strcpy(text + len, "]");
+        int ka = top10(c, ix, table, column, text, "enable_seqscan", approx);
+        if (ka < 0) {
+            seterr(err, errlen, "the recall queries", c);
+            free(text);
+            return false;
+        }
+        sum += share_found(exact, ke, approx, ka, 1e-5);
+    }
+    free(text);
+    if (n > 0) {
+        *recall = sum / n;
+        *queries = n;
+        log_info("reembed: recall@10 of the new index: %.3f over %d queries (exact neighbours found during the copy)",
+                 *recall, n);
+    }
+    return true;
+}
+
 bool reembed_recall(pg_conn *c, const reembed_index_info *ix, const char *table, const char *column, int sample,
                     double *recall, int *queries, char *err, size_t errlen)
 {
@@ -171,13 +229,7 @@ bool reembed_recall(pg_conn *c, const reembed_index_info *ix, const char *table,
             pg_clear(q);
             return false;
         }
-        /* Ties: a result as close as the exact 10th neighbour is a true neighbour, whichever of
-         * the equally distant rows the exact scan happened to list (ann-benchmarks' recall with
-         * a distance threshold). */
-        int hits = 0;
-        for (int j = 0; j < ka; j++)
-            hits += ke > 0 && approx[j] <= exact[ke - 1] + 1e-6;
-        sum += ke > 0 ? (double) (hits < ke ? hits : ke) / ke : 1.0;
+        sum += share_found(exact, ke, approx, ka, 1e-6);
     }
     pg_clear(q);
     if (n > 0) {

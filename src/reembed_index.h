@@ -5,6 +5,7 @@
 #define PGMEMCTL_REEMBED_INDEX_H
 
 #include "pg.h"
+#include "recall_exact.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -42,5 +43,12 @@ bool reembed_build_index(pg_conn *c, const reembed_index_info *ix, const char *t
 bool reembed_recall(pg_conn *c, const reembed_index_info *ix, const char *table, const char *column, int sample,
                     double *recall,
                     int *queries, char *err, size_t errlen);
+
+/* The same with the exact neighbours known already (recall_exact.h, k = 10, over the vectors the
+ * table was filled with): only the index scans run, with ex's query vectors; a result counts as
+ * a hit when it is at most the exact 10th distance + 1e-5 (client and server sum in different
+ * orders). */
+bool reembed_recall_known(pg_conn *c, const reembed_index_info *ix, const char *table, const char *column,
+                          const recall_exact *ex, double *recall, int *queries, char *err, size_t errlen);
 
 #endif

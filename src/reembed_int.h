@@ -6,6 +6,7 @@
 
 #include "copy_binary.h"
 #include "progress.h"
+#include "recall_exact.h"
 #include "reembed.h"
 
 #include <pthread.h>
@@ -35,6 +36,8 @@ typedef struct {
     bool stage_rejected;         /* stage rejected rows too, with a NULL vector */
     bool single_pass;            /* one pass (in-place, shadow's fill) instead of passes until none is left */
     char keyset_start[40];       /* the pass starts after this id ("" = the beginning) */
+    recall_exact *exact;         /* when set, every embedded batch's vectors are added to it (on the
+                                  * embedding thread, while the previous batch is written) */
 } rstate;
 
 /* One batch of rows with their texts and what the embedder made of them. */
@@ -46,6 +49,7 @@ typedef struct {
     unsigned char *status;       /* EMBED_OK … per row */
     float *vec;                  /* n x dimension */
     embedder *emb;
+    recall_exact *exact;         /* s->exact when the batch was made */
     bool ok;
     char err[1024];
     double seconds;

@@ -456,6 +456,36 @@ static bool setup(rstate *s, shadow *sh)
     return read_columns(s, sh);
 }
 
+/* With the builtin embedder, on a copy started from the beginning: the recall check's query
+ * vectors drawn now (the new vectors of --recall-sample random memories), and their exact
+ * neighbours gathered on the embedding thread while the copy is filled — instead of one scan of
+ * the whole copy per query afterwards (measured at 100,000 memories: 6 s of exact scans). NULL
+ * when not applicable (the check then scans), or on any error (likewise). */
+static recall_exact *sample_queries(rstate *s, const reembed_index_info *ix)
+{
+    if (strncmp(s->res->plan.new_model.name, "builtin:", 8) != 0 || s->keyset_start[0] || s->req->recall_sample < 1)
+        return NULL;
+    char lim[16];
+    snprintf(lim, sizeof lim, "%d", s->req->recall_sample);
+    pg_result *r = pg_exec(s->c, "SELECT content FROM memories ORDER BY random() LIMIT $1::int", 1, (const char *[]){lim});
+    if (!r)
+        return NULL;
+    int n = pg_ntuples(r), dim = embed_dimension(s->emb), nq = 0;
+    float *vec = calloc(((size_t) n + 1) * (size_t) dim, sizeof *vec);
+    recall_exact *ex = NULL;
+    if (vec) {
+        /* the builtin embedder's function itself: these texts are not counted as embedded */
+        for (int i = 0; i < n; i++)
+            if (pg_getlength(r, i, 0) > 0 &&
+                embed_hash_text(pg_value(r, i, 0), (size_t) pg_getlength(r, i, 0), dim, vec + (size_t) nq * (size_t) dim))
+                nq++;
+        ex = recall_exact_new(vec, nq, dim, ix->op, 10);
+    }
+    free(vec);
+    pg_clear(r);
+    return ex;
+}
+
 static bool fill(rstate *s, const shadow *sh)
 {
     s->select_sql = "SELECT id::text, content, md5(content) FROM memories WHERE id > $1::uuid"
@@ -842,6 +872,7 @@ void reembed_run_shadow(rstate *s)
         return;
     }
     shadow sh = {0};
+    recall_exact *exact = NULL;
     if (s->have_state && !strcmp(s->state_phase, "validate")) {
         log_info("reembed: the swap was done by an earlier run: validating the foreign keys");
         after_swap(s);
@@ -851,7 +882,11 @@ void reembed_run_shadow(rstate *s)
     if (!setup(s, &sh) || !reembed_stage_table(s))
         goto out;
     if (!strcmp(s->state_phase, "backfill") || !s->state_phase[0]) {
-        if (!fill(s, &sh) || !same_definition(s, &sh))
+        exact = sample_queries(s, &ix);
+        s->exact = exact;
+        bool filled = fill(s, &sh);
+        s->exact = NULL;
+        if (!filled || !same_definition(s, &sh))
             goto out;
         /* what changed during the copy is cheaper to copy again before the indexes exist */
         if (!replay(s, &sh) || !set_phase(s, "index"))
@@ -868,8 +903,10 @@ void reembed_run_shadow(rstate *s)
     }
     double recall = -1;
     int queries = 0;
-    if (!reembed_recall(s->c, &ix, NEXT, "embedding", s->req->recall_sample, &recall, &queries, s->res->message,
-                        sizeof s->res->message)) {
+    if (exact ? !reembed_recall_known(s->c, &ix, NEXT, "embedding", exact, &recall, &queries, s->res->message,
+                                      sizeof s->res->message)
+              : !reembed_recall(s->c, &ix, NEXT, "embedding", s->req->recall_sample, &recall, &queries,
+                                s->res->message, sizeof s->res->message)) {
         s->res->outcome = REEMBED_FAILED;
         goto out;
     }
@@ -887,6 +924,7 @@ void reembed_run_shadow(rstate *s)
         goto out;
     after_swap(s);
 out:
+    recall_exact_free(exact);
     shadow_free(&sh);
 }
 

@@ -10,10 +10,12 @@
  *   - kill -9 during the replay of logged changes, then a re-run;
  *   - DDL on memories during the run (a migration): exit 1 and nothing lost; the re-run makes
  *     the copy anew with the change; a view on memories refused before anything is written;
- *   - grants, row security, policies, comments and triggers carried over to the new table. */
+ *   - grants, row security, policies, comments and triggers carried over to the new table;
+ *   - the distances the recall check computes on the client equal pgvector's operators'. */
 #include <criterion/criterion.h>
 #include <libpq-fe.h>
 
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -25,6 +27,7 @@
 #include "common/reembed_fixture.h"
 #include "common/testutil.h"
 #include "embed.h"
+#include "recall_exact.h"
 
 TestSuite(reembed_online, .fini = tu_leak_check, .timeout = 300);
 
@@ -502,5 +505,48 @@ Test(reembed_online, grants_policies_comments_and_triggers_are_carried_over)
     tu_exec(tu_test_url(), sql);
     free(sql);
     free(role);
+    free(db);
+}
+
+/* ---- the recall check's exact neighbours, found on the client -------------------------------- */
+
+Test(reembed_online, client_distances_agree_with_the_servers)
+{
+    char *db = tu_migrated_db();
+    PGconn *c = PQconnectdb(db);
+    cr_assert_eq(PQstatus(c), CONNECTION_OK);
+    srand(11);
+    float a[384], b[384];
+    const char *ops[] = {"<=>", "<->", "<#>", "<+>"};
+    for (int t = 0; t < 40; t++) {
+        for (int i = 0; i < 384; i++) {
+            a[i] = (float) rand() / RAND_MAX - 0.5f;
+            b[i] = t % 2 ? a[i] + ((float) rand() / RAND_MAX - 0.5f) * 0.01f : (float) rand() / RAND_MAX - 0.5f;
+        }
+        char *ta = malloc(384 * 18 + 4), *tb = malloc(384 * 18 + 4);
+        size_t la = 0, lb = 0;
+        ta[la++] = tb[lb++] = '[';
+        for (int i = 0; i < 384; i++) {
+            la += (size_t) sprintf(ta + la, "%s%.9g", i ? "," : "", (double) a[i]);
+            lb += (size_t) sprintf(tb + lb, "%s%.9g", i ? "," : "", (double) b[i]);
+        }
+        strcpy(ta + la, "]");
+        strcpy(tb + lb, "]");
+        PGresult *r = PQexecParams(c,
+                                   "SELECT ($1::vector <=> $2::vector)::float8, ($1::vector <-> $2::vector)::float8,"
+                                   " ($1::vector <#> $2::vector)::float8, ($1::vector <+> $2::vector)::float8",
+                                   2, NULL, (const char *[]){ta, tb}, NULL, NULL, 0);
+        cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
+        for (int o = 0; o < 4; o++) {
+            double server = strtod(PQgetvalue(r, 0, o), NULL), client = recall_exact_distance(ops[o], a, b, 384);
+            cr_expect(fabs(server - client) <= 1e-6 * (fabs(server) > 1 ? fabs(server) : 1),
+                      "%s: the server says %.9g, the client %.9g", ops[o], server, client);
+        }
+        PQclear(r);
+        free(ta);
+        free(tb);
+    }
+    PQfinish(c);
+    tu_drop_db(db);
     free(db);
 }
