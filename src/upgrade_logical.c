@@ -861,15 +861,16 @@ static int block_writes(lrun *L, pg_conn *src, cJSON *undo)
         if (!ok)
             return -1;
     }
-    /* pgmemctl's own sessions stay */
-    char pids[512] = "{";
-    pg_conn *mine[] = {src, upgrade_dump_conn(L->dump, false)};
-    for (int i = 0; i < 2; i++)
-        snprintf(pids + strlen(pids), sizeof pids - strlen(pids), "%s%d", i ? "," : "", pg_backend_pid(mine[i]));
+    /* pgmemctl's own sessions stay: "{pid,pid,…}" */
+    size_t cap = 32 + 12 * ((size_t) L->ndbs + 2);
+    char *pids = malloc(cap);
+    if (!pids)
+        return -1;
+    snprintf(pids, cap, "{%d,%d", pg_backend_pid(src), pg_backend_pid(upgrade_dump_conn(L->dump, false)));
     for (int i = 0; i < L->ndbs; i++)
         if (L->oldc[i])
-            snprintf(pids + strlen(pids), sizeof pids - strlen(pids), ",%d", pg_backend_pid(L->oldc[i]));
-    snprintf(pids + strlen(pids), sizeof pids - strlen(pids), "}");
+            snprintf(pids + strlen(pids), cap - strlen(pids), ",%d", pg_backend_pid(L->oldc[i]));
+    snprintf(pids + strlen(pids), cap - strlen(pids), "}");
     char *dbs = names_array(L, false);
     const char *p[] = {dbs, pids};
     static const char OTHERS[] = " FROM pg_stat_activity WHERE datname = ANY ($1::text[]) AND backend_type = "
@@ -892,6 +893,7 @@ static int block_writes(lrun *L, pg_conn *src, cJSON *undo)
         ended = -1;
     }
     free(dbs);
+    free(pids);
     free(kill_sql);
     free(count_sql);
     return (int) ended;
