@@ -135,3 +135,32 @@ bool uf_has_phase(const cJSON *doc, const char *name)
     cJSON_ArrayForEach(p, tu_json_array(doc, "phases")) if (!strcmp(tu_json_str(p, "name"), name)) return true;
     return false;
 }
+
+void uf_delete_first_memory(const char *uri)
+{
+    tu_exec(uri, "CREATE TEMP TABLE gone AS SELECT id FROM memories ORDER BY id LIMIT 1; "
+                 "DELETE FROM review_events WHERE memory_id IN (SELECT id FROM gone); "
+                 "DELETE FROM scheduling WHERE memory_id IN (SELECT id FROM gone); "
+                 "DELETE FROM edges WHERE source_id IN (SELECT id FROM gone) OR target_id IN (SELECT id FROM gone); "
+                 "DELETE FROM memories WHERE id IN (SELECT id FROM gone)");
+}
+
+void uf_expect_one_memory_missing(const char *out)
+{
+    cJSON *doc = tu_json(out);
+    cr_assert_str_eq(tu_json_str(doc, "status"), "proof_failed");
+    const cJSON *proof = cJSON_GetObjectItemCaseSensitive(doc, "proof");
+    cr_assert(!tu_json_bool(proof, "passed"));
+    bool found = false;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, tu_json_array(proof, "mismatches"))
+    {
+        if (!strcmp(tu_json_str(m, "check"), "rows") && tu_contains(tu_json_str(m, "object"), "memories")) {
+            found = true;
+            cr_assert_str_eq(tu_json_str(m, "expected"), "300");
+            cr_assert_str_eq(tu_json_str(m, "actual"), "299");
+        }
+    }
+    cr_assert(found, "no rows mismatch for memories: %s", out);
+    cJSON_Delete(doc);
+}
