@@ -80,6 +80,19 @@ static bool old_side_blocked(const sides *s)
     return on;
 }
 
+/* A second database on the old side, absent on the new one (restored with --create): notes with
+ * vectors and an IVFFlat index (held back); returns its URI on the new side. */
+static char *add_second_db(const sides *s)
+{
+    tu_exec(s->from, "CREATE DATABASE second_store");
+    char *from2 = tu_printf("%.*s/second_store", (int) (strrchr(s->from, '/') - s->from), s->from);
+    tu_exec(from2, "CREATE EXTENSION vector; CREATE TABLE notes (id serial PRIMARY KEY, v vector(3)); "
+                   "INSERT INTO notes (v) SELECT ARRAY[i % 5, i % 7, i % 11]::real[]::vector FROM generate_series(1, 500) i; "
+                   "CREATE INDEX notes_ivf ON notes USING ivfflat (v vector_l2_ops) WITH (lists = 4)");
+    free(from2);
+    return tu_printf("%.*s/second_store", (int) (strrchr(s->to, '/') - s->to), s->to);
+}
+
 /* ---- a writer in another connection ------------------------------------------------------------ */
 
 typedef struct {
@@ -203,6 +216,7 @@ static cJSON *expect_upgraded(const tu_run_result *r)
 Test(upgrade_logical, under_writes_every_acknowledged_write_arrives)
 {
     sides s = sides_new(2000, true, NULL);
+    char *to2 = add_second_db(&s);
     writer w = writer_start(&s);
     usleep(500 * 1000);
     tu_run_result r = tu_run(logical_argv(&s, NULL));
@@ -254,6 +268,13 @@ Test(upgrade_logical, under_writes_every_acknowledged_write_arrives)
     cr_assert(old_side_blocked(&s));
     cr_assert_eq(tu_query_int(s.from, "SELECT count(*) FROM pg_replication_slots"), 0);
     cr_assert_eq(tu_query_int(s.from, "SELECT count(*) FROM pg_publication"), 0);
+    /* the second database: created, copied, its IVFFlat index built, its sequence carried over */
+    cr_assert_eq(tu_query_int(to2, "SELECT count(*) FROM notes"), 500);
+    cr_assert_eq(tu_query_int(to2, "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                                   "WHERE c.relname = 'notes_ivf' AND i.indisvalid"),
+                 1);
+    cr_assert_eq(tu_query_int(to2, "SELECT nextval('notes_id_seq')"), 501);
+    free(to2);
     free(plan);
     free(sql);
     free(ids);
@@ -323,9 +344,10 @@ Test(upgrade_logical, refused_without_pgvector_on_the_new_side)
 
 /* ---- kill -9 in each phase, --abort, rerun ------------------------------------------------------- */
 
-static void kill_abort_rerun(const char *phase)
+static void kill_abort_rerun(const char *phase, bool second_db)
 {
     sides s = sides_new(300, true, NULL);
+    char *to2 = second_db ? add_second_db(&s) : NULL;
     char *old_cat = tu_catalog_snapshot(s.from);
     char *pause = tu_printf("%s/pause", s.tmp);
     pid_t pid;
@@ -340,7 +362,7 @@ static void kill_abort_rerun(const char *phase)
     if (strcmp(phase, "schema"))
         cr_assert_eq(tu_query_int(s.from, "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE "
                                           "'pgmemctl\\_upgrade\\_%'"),
-                     1, "the killed run's slot is not there");
+                     second_db ? 2 : 1, "the killed run's slots are not there");
 
     r = tu_run(logical_argv(&s, "--abort"));
     tu_expect_status(&r, 0, "--abort after a kill");
@@ -356,6 +378,9 @@ static void kill_abort_rerun(const char *phase)
     cr_assert_eq(tu_query_int(s.to, "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                                     "WHERE n.nspname = 'public'"),
                  0, "the new side kept objects of the interrupted run");
+    if (to2)
+        cr_assert_eq(tu_query_int(s.to, "SELECT count(*) FROM pg_database WHERE datname = 'second_store'"), 0,
+                     "the database created on the new side is still there");
     char *state = tu_printf("%s/logical-state.json", s.work);
     cr_assert_neq(access(state, F_OK), 0, "--abort left the state file");
 
@@ -365,6 +390,9 @@ static void kill_abort_rerun(const char *phase)
     cJSON_Delete(doc);
     tu_run_free(&r);
     cr_assert_eq(tu_query_int(s.to, "SELECT count(*) FROM memories"), 300);
+    if (to2)
+        cr_assert_eq(tu_query_int(to2, "SELECT count(*) FROM notes"), 500);
+    free(to2);
     free(state);
     free(pause);
     free(old_cat);
@@ -372,11 +400,11 @@ static void kill_abort_rerun(const char *phase)
     sides_free(&s);
 }
 
-Test(upgrade_logical, killed_in_the_schema_then_abort_and_rerun) { kill_abort_rerun("schema"); }
-Test(upgrade_logical, killed_in_the_initial_copy_then_abort_and_rerun) { kill_abort_rerun("initial_copy"); }
-Test(upgrade_logical, killed_in_the_index_build_then_abort_and_rerun) { kill_abort_rerun("index_build"); }
-Test(upgrade_logical, killed_in_the_catch_up_then_abort_and_rerun) { kill_abort_rerun("catch_up"); }
-Test(upgrade_logical, killed_in_the_cutover_then_abort_and_rerun) { kill_abort_rerun("cutover"); }
+Test(upgrade_logical, killed_in_the_schema_then_abort_and_rerun) { kill_abort_rerun("schema", false); }
+Test(upgrade_logical, killed_in_the_initial_copy_then_abort_and_rerun) { kill_abort_rerun("initial_copy", true); }
+Test(upgrade_logical, killed_in_the_index_build_then_abort_and_rerun) { kill_abort_rerun("index_build", false); }
+Test(upgrade_logical, killed_in_the_catch_up_then_abort_and_rerun) { kill_abort_rerun("catch_up", false); }
+Test(upgrade_logical, killed_in_the_cutover_then_abort_and_rerun) { kill_abort_rerun("cutover", true); }
 
 /* A rerun without --abort undoes the interrupted run first. */
 Test(upgrade_logical, a_rerun_after_a_kill_in_the_cutover_undoes_it_and_ends_proven)
@@ -410,31 +438,68 @@ Test(upgrade_logical, a_row_deleted_on_the_new_side_before_the_cutover_is_found_
     char *pause = tu_printf("%s/pause", s.tmp);
     pid_t pid;
     tu_proc *p = spawn_paused(&s, "catch_up", pause, &pid);
-    tu_exec(s.to, "CREATE TEMP TABLE gone AS SELECT id FROM memories ORDER BY id LIMIT 1; "
-                  "DELETE FROM review_events WHERE memory_id IN (SELECT id FROM gone); "
-                  "DELETE FROM scheduling WHERE memory_id IN (SELECT id FROM gone); "
-                  "DELETE FROM edges WHERE source_id IN (SELECT id FROM gone) OR target_id IN (SELECT id FROM gone); "
-                  "DELETE FROM memories WHERE id IN (SELECT id FROM gone)");
+    uf_delete_first_memory(s.to);
     cr_assert_eq(unlink(pause), 0);
     tu_run_result r = tu_wait(p);
     tu_expect_status(&r, 1, "a proof that finds a deleted row");
-    cJSON *doc = tu_json(r.out);
-    cr_assert_str_eq(tu_json_str(doc, "status"), "proof_failed");
-    const cJSON *proof = tu_json_obj(doc, "proof");
-    cr_assert(!tu_json_bool(proof, "passed"));
-    bool found = false;
-    const cJSON *m;
-    cJSON_ArrayForEach(m, tu_json_array(proof, "mismatches"))
-    {
-        if (!strcmp(tu_json_str(m, "check"), "rows") && tu_contains(tu_json_str(m, "object"), "memories")) {
-            found = true;
-            cr_assert_str_eq(tu_json_str(m, "expected"), "300");
-            cr_assert_str_eq(tu_json_str(m, "actual"), "299");
-        }
-    }
-    cr_assert(found, "no rows mismatch for memories: %s", r.out);
-    cJSON_Delete(doc);
+    uf_expect_one_memory_missing(r.out);
     tu_run_free(&r);
     free(pause);
     sides_free(&s);
+}
+
+/* ---- dry run, usage ------------------------------------------------------------------------------- */
+
+Test(upgrade_logical, dry_run_prints_the_plan_and_changes_nothing)
+{
+    sides s = sides_new(300, true, NULL);
+    char *old_cat = tu_catalog_snapshot(s.from), *new_cat = tu_catalog_snapshot(s.to);
+    tu_run_result r = tu_run(logical_argv(&s, "--dry-run"));
+    tu_expect_status(&r, 0, "--dry-run");
+    cJSON *doc = tu_json(r.out);
+    cr_assert_str_eq(tu_json_str(doc, "status"), "dry_run");
+    cr_assert_geq(cJSON_GetArraySize(tu_json_array(doc, "plan")), 5);
+    for (const char *const *c = (const char *const[]){"wal_level", "replication_privilege", "replica_identity",
+                                                       "replication_slots", "pgvector_installed", "target_empty",
+                                                       "options_accepted", NULL};
+         *c; c++) {
+        const cJSON *chk = uf_check_named(doc, *c);
+        cr_assert(chk && tu_json_bool(chk, "passed"), "check %s: %s", *c, r.out);
+    }
+    cr_assert(tu_contains(r.err, "plan:"));
+    cJSON_Delete(doc);
+    tu_run_free(&r);
+    char *old_cat2 = tu_catalog_snapshot(s.from), *new_cat2 = tu_catalog_snapshot(s.to);
+    cr_assert_str_eq(old_cat2, old_cat);
+    cr_assert_str_eq(new_cat2, new_cat);
+    free(old_cat);
+    free(new_cat);
+    free(old_cat2);
+    free(new_cat2);
+    sides_free(&s);
+}
+
+Test(upgrade_logical, usage_errors_exit_2)
+{
+    struct {
+        const char *argv[16];
+        const char *msg;
+    } cases[] = {
+        {{"pgmemctl", "upgrade", "--method", "logical", "--from", "host=x", NULL}, "needs --to"},
+        {{"pgmemctl", "upgrade", "--method", "dump", "--from", "a", "--to", "b", "--abort", NULL},
+         "belong to --method logical"},
+        {{"pgmemctl", "upgrade", "--method", "logical", "--from", "a", "--to", "b", "--publisher-conninfo",
+          "postgresql://db/x", NULL},
+         "not a URI"},
+        {{"pgmemctl", "upgrade", "--method", "logical", "--from", "a", "--to", "b", "--abort", "--dry-run", NULL},
+         "one or the other"},
+        {{"pgmemctl", "upgrade", "--method", "logical", "--from", "a", "--to", "b", "--mode", "link", NULL},
+         "belong to --method pg_upgrade"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tu_run_result r = tu_run(cases[i].argv);
+        tu_expect_status(&r, 2, cases[i].msg);
+        cr_assert(tu_contains(r.err, cases[i].msg), "case %zu: stderr lacks \"%s\": %s", i, cases[i].msg, r.err);
+        tu_run_free(&r);
+    }
 }
