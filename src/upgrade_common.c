@@ -415,7 +415,7 @@ void upgrade_pause_before_proof(const char *conninfo)
 void upgrade_pause_at(const char *point, const char *conninfo)
 {
     const char *at = getenv("PGMEMCTL_UPGRADE_PAUSE_AT"), *file = getenv("PGMEMCTL_UPGRADE_PAUSE_FILE");
-    if (!at || strcmp(at, point) || !file || !*file)
+    if (!at || strcmp(at, point) != 0 || !file || !*file)
         return;
     char *text = NULL;
     if (asprintf(&text, "%d\n%s", (int) getpid(), conninfo) < 0)

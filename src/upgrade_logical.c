@@ -293,8 +293,8 @@ static bool preflight(lrun *L)
     L->ndbs = upgrade_dump_databases(L->dump, &L->dbs, &L->exists);
     L->replicated = calloc((size_t) L->ndbs + 1, sizeof *L->replicated);
     L->slots = calloc((size_t) L->ndbs + 1, sizeof *L->slots);
-    L->oldc = calloc((size_t) L->ndbs + 1, sizeof *L->oldc);
-    L->newc = calloc((size_t) L->ndbs + 1, sizeof *L->newc);
+    L->oldc = calloc((size_t) L->ndbs + 1, sizeof(pg_conn *));
+    L->newc = calloc((size_t) L->ndbs + 1, sizeof(pg_conn *));
     if (!L->replicated || !L->slots || !L->oldc || !L->newc)
         return false;
     return logical_checks(L);

@@ -58,7 +58,7 @@ bool lstate_load(const char *path, lstate *st, bool *exists)
     cJSON *doc = text ? cJSON_Parse(text) : NULL;
     free(text);
     const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(doc, "format");
-    if (!doc || !cJSON_IsString(fmt) || strcmp(fmt->valuestring, STATE_FORMAT)) {
+    if (!doc || !cJSON_IsString(fmt) || strcmp(fmt->valuestring, STATE_FORMAT) != 0) {
         log_error("upgrade: %s is not a state file of the logical method (%s): move it away", path, STATE_FORMAT);
         cJSON_Delete(doc);
         return false;
