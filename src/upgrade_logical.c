@@ -143,7 +143,7 @@ static bool check_old_db(lrun *L, int i, int *nrep)
         upgrade_check_add(res, "source", false, "cannot connect to database %s of the source", db);
         return false;
     }
-    char *sql_n = NULL, *sql_nokey = NULL;
+    char *sql_n = NULL, *sql_nokey = NULL, *sql_unlogged = NULL;
     int64_t ntables = 0, nlo = 0, blocked = 0;
     bool ok = asprintf(&sql_n, "SELECT count(*)%s", USER_TABLES) >= 0 &&
               asprintf(&sql_nokey,
@@ -152,9 +152,13 @@ static bool check_old_db(lrun *L, int i, int *nrep)
                        "EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)) OR "
                        "(c.relreplident = 'i' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid "
                        "AND i.indisreplident)))",
+                       USER_TABLES) >= 0 &&
+              asprintf(&sql_unlogged,
+                       "SELECT string_agg(format('%%s.%%I.%%I', current_database(), n.nspname, c.relname), ', ' "
+                       "ORDER BY n.nspname, c.relname)%s AND c.relpersistence = 'u'",
                        USER_TABLES) >= 0;
     bool found = false;
-    char *nokey = NULL;
+    char *nokey = NULL, *unlogged = NULL;
     ok = ok && pg_query_int64(c, sql_n, 0, NULL, &ntables) &&
          pg_query_int64(c, "SELECT count(*) FROM pg_largeobject_metadata", 0, NULL, &nlo) &&
          pg_query_int64(c,
@@ -165,6 +169,10 @@ static bool check_old_db(lrun *L, int i, int *nrep)
     if (ok) {
         nokey = pg_query_text(c, sql_nokey, 0, NULL, &found);
         ok = nokey || !pg_errmsg(c)[0];
+    }
+    if (ok) {
+        unlogged = pg_query_text(c, sql_unlogged, 0, NULL, &found);
+        ok = unlogged || !pg_errmsg(c)[0];
     }
     if (!ok)
         log_error("upgrade: preflight: database %s of the source: %s", db, pg_errmsg(c));
@@ -177,6 +185,11 @@ static bool check_old_db(lrun *L, int i, int *nrep)
                               "cannot carry their updates and deletes, and the old server would refuse them once "
                               "published): %s; add a primary key, or ALTER TABLE … REPLICA IDENTITY FULL",
                               db, nokey);
+        if (unlogged)
+            upgrade_check_add(res, "unlogged_tables", false,
+                              "database %s: unlogged tables, which logical replication does not carry: %s; ALTER "
+                              "TABLE … SET LOGGED, or use the dump method",
+                              db, unlogged);
         if (nlo > 0)
             upgrade_check_add(res, "large_objects", false,
                               "database %s holds %lld large object(s), which logical replication does not carry: "
@@ -189,8 +202,10 @@ static bool check_old_db(lrun *L, int i, int *nrep)
                               db, db);
     }
     free(nokey);
+    free(unlogged);
     free(sql_n);
     free(sql_nokey);
+    free(sql_unlogged);
     pg_close(c);
     return ok;
 }
@@ -749,8 +764,34 @@ static bool indexes_valid(lrun *L)
     return true;
 }
 
+/* The materialized views the old side has populated, refreshed from the copied data (the schema
+ * restore creates them WITH NO DATA, and replication does not carry them). */
+static bool refresh_matviews(lrun *L, int i)
+{
+    pg_result *r = pg_exec(L->oldc[i],
+                           "SELECT format('%I.%I', schemaname, matviewname) FROM pg_matviews WHERE ispopulated "
+                           "ORDER BY 1",
+                           0, NULL);
+    bool ok = r != NULL;
+    for (int k = 0; ok && k < pg_ntuples(r); k++) {
+        char *sql = NULL;
+        ok = asprintf(&sql, "REFRESH MATERIALIZED VIEW %s", pg_value(r, k, 0)) >= 0 && pg_run(L->newc[i], sql, 0, NULL);
+        free(sql);
+        if (ok)
+            log_info("upgrade: database %s: materialized view %s refreshed on the target", L->dbs[i], pg_value(r, k, 0));
+    }
+    if (!ok)
+        upgrade_fail(L->res, UPG_ST_FAILED, "database %s: refreshing the materialized views: %s", L->dbs[i],
+                     r ? pg_errmsg(L->newc[i]) : pg_errmsg(L->oldc[i]));
+    pg_clear(r);
+    return ok;
+}
+
 static bool analyze(lrun *L)
 {
+    for (int i = 0; i < L->ndbs; i++)
+        if (!refresh_matviews(L, i))
+            return false;
     for (int i = 0; i < L->ndbs; i++)
         if (!upgrade_update_extensions(L->newc[i], L->dbs[i], L->res) || !pg_run(L->newc[i], "ANALYZE", 0, NULL)) {
             upgrade_fail(L->res, UPG_ST_FAILED, "database %s on the target: extensions or ANALYZE failed: %s",

@@ -88,7 +88,8 @@ static char *add_second_db(const sides *s)
     char *from2 = tu_printf("%.*s/second_store", (int) (strrchr(s->from, '/') - s->from), s->from);
     tu_exec(from2, "CREATE EXTENSION vector; CREATE TABLE notes (id serial PRIMARY KEY, v vector(3)); "
                    "INSERT INTO notes (v) SELECT ARRAY[i % 5, i % 7, i % 11]::real[]::vector FROM generate_series(1, 500) i; "
-                   "CREATE INDEX notes_ivf ON notes USING ivfflat (v vector_l2_ops) WITH (lists = 4)");
+                   "CREATE INDEX notes_ivf ON notes USING ivfflat (v vector_l2_ops) WITH (lists = 4); "
+                   "CREATE MATERIALIZED VIEW notes_per_first AS SELECT id % 7 AS first, count(*) FROM notes GROUP BY 1");
     free(from2);
     return tu_printf("%.*s/second_store", (int) (strrchr(s->to, '/') - s->to), s->to);
 }
@@ -274,6 +275,7 @@ Test(upgrade_logical, under_writes_every_acknowledged_write_arrives)
                                    "WHERE c.relname = 'notes_ivf' AND i.indisvalid"),
                  1);
     cr_assert_eq(tu_query_int(to2, "SELECT nextval('notes_id_seq')"), 501);
+    cr_assert_eq(tu_query_int(to2, "SELECT sum(count) FROM notes_per_first"), 500, "the materialized view");
     free(to2);
     free(plan);
     free(sql);
@@ -286,7 +288,8 @@ Test(upgrade_logical, under_writes_every_acknowledged_write_arrives)
 
 /* ---- preflight refusals -------------------------------------------------------------------------- */
 
-static void expect_refused(sides *s, const char *check, const char *detail)
+/* Refused with check failing, its detail containing detail; and check2 (may be NULL) failing too. */
+static void expect_refused(sides *s, const char *check, const char *detail, const char *check2, const char *detail2)
 {
     char *old_cat = tu_catalog_snapshot(s->from), *new_cat = tu_catalog_snapshot(s->to);
     tu_run_result r = tu_run(logical_argv(s, NULL));
@@ -296,6 +299,11 @@ static void expect_refused(sides *s, const char *check, const char *detail)
     const cJSON *c = uf_check_named(doc, check);
     cr_assert(c && !tu_json_bool(c, "passed"), "check %s did not fail: %s", check, r.out);
     cr_assert(tu_contains(tu_json_str(c, "detail"), detail), "%s", tu_json_str(c, "detail"));
+    if (check2) {
+        const cJSON *c2 = uf_check_named(doc, check2);
+        cr_assert(c2 && !tu_json_bool(c2, "passed"), "check %s did not fail: %s", check2, r.out);
+        cr_assert(tu_contains(tu_json_str(c2, "detail"), detail2), "%s", tu_json_str(c2, "detail"));
+    }
     cr_assert(!uf_has_phase(doc, "schema"));
     cJSON_Delete(doc);
     tu_run_free(&r);
@@ -318,15 +326,17 @@ static void expect_refused(sides *s, const char *check, const char *detail)
 Test(upgrade_logical, refused_without_wal_level_logical)
 {
     sides s = sides_new(300, false, NULL);
-    expect_refused(&s, "wal_level", "wal_level = replica");
+    expect_refused(&s, "wal_level", "wal_level = replica", NULL, NULL);
     sides_free(&s);
 }
 
 Test(upgrade_logical, refused_with_a_table_without_a_key)
 {
     sides s = sides_new(300, true, NULL);
-    tu_exec(s.from, "CREATE TABLE notes_without_key (body text); INSERT INTO notes_without_key VALUES ('x')");
-    expect_refused(&s, "replica_identity", "postgres.public.notes_without_key");
+    tu_exec(s.from, "CREATE TABLE notes_without_key (body text); INSERT INTO notes_without_key VALUES ('x'); "
+                    "CREATE UNLOGGED TABLE scratch_cache (id int PRIMARY KEY)");
+    expect_refused(&s, "replica_identity", "postgres.public.notes_without_key", "unlogged_tables",
+                   "postgres.public.scratch_cache");
     sides_free(&s);
 }
 
@@ -334,7 +344,7 @@ Test(upgrade_logical, refused_without_pgvector_on_the_new_side)
 {
     char *bare = uf_pg17_without_pgvector();
     sides s = sides_new(300, true, bare);
-    expect_refused(&s, "pgvector_installed", "not installed");
+    expect_refused(&s, "pgvector_installed", "not installed", NULL, NULL);
     sides_free(&s);
     char *root = tu_printf("%s/..", bare);
     tu_rmtree(root);
