@@ -479,6 +479,18 @@ Test(upgrade_logical, dry_run_prints_the_plan_and_changes_nothing)
     cr_assert(tu_contains(r.err, "plan:"));
     cJSON_Delete(doc);
     tu_run_free(&r);
+    /* the preset takes the method too, and checks its versions: this old side is 15, not 16 */
+    const char *preset[] = {"pgmemctl", "upgrade-pg16-to-pg17", "--method", "logical", "--from", s.from, "--to", s.to,
+                            "--tools-bindir", uf_pg17(), "--work-dir", s.work, "--dry-run", NULL};
+    r = tu_run(preset);
+    tu_expect_status(&r, 2, "the 16 -> 17 preset on a 15 server");
+    doc = tu_json(r.out);
+    cr_assert_str_eq(tu_json_str(doc, "method"), "logical");
+    cr_assert_str_eq(tu_json_str(doc, "preset"), "upgrade-pg16-to-pg17");
+    const cJSON *v = uf_check_named(doc, "old_version");
+    cr_assert(v && !tu_json_bool(v, "passed"), "%s", r.out);
+    cJSON_Delete(doc);
+    tu_run_free(&r);
     char *old_cat2 = tu_catalog_snapshot(s.from), *new_cat2 = tu_catalog_snapshot(s.to);
     cr_assert_str_eq(old_cat2, old_cat);
     cr_assert_str_eq(new_cat2, new_cat);
