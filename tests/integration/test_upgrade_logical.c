@@ -458,6 +458,31 @@ Test(upgrade_logical, a_row_deleted_on_the_new_side_before_the_cutover_is_found_
     sides_free(&s);
 }
 
+/* The old side reached as a role that must give its password over TCP (pg-sandbox's pgmemctl_pw):
+ * the subscription connects with it, and it is printed nowhere. */
+Test(upgrade_logical, a_password_in_from_reaches_the_subscription_and_is_never_printed)
+{
+    sides s = sides_new(300, true, NULL);
+    char *port = strrchr(s.from, ':') + 1;
+    char *from = tu_printf("postgresql://pgmemctl_pw:sandbox-secret-pw@127.0.0.1:%.*s/postgres",
+                           (int) strcspn(port, "/"), port);
+    free(s.from);
+    s.from = from;
+    tu_run_result r = tu_run(logical_argv(&s, NULL));
+    tu_expect_status(&r, 0, "upgrade --method logical with a password in --from");
+    cJSON *doc = expect_upgraded(&r);
+    cJSON_Delete(doc);
+    cr_assert(!tu_contains(r.out, "sandbox-secret-pw") && !tu_contains(r.err, "sandbox-secret-pw"),
+              "the password was printed");
+    char *state = tu_printf("%s/logical-state.json", s.work);
+    char *text = tu_read_file(state);
+    cr_assert(!tu_contains(text, "sandbox-secret-pw"), "the password is in the state file");
+    tu_run_free(&r);
+    free(text);
+    free(state);
+    sides_free(&s);
+}
+
 /* ---- dry run, usage ------------------------------------------------------------------------------- */
 
 Test(upgrade_logical, dry_run_prints_the_plan_and_changes_nothing)
