@@ -53,7 +53,7 @@ INT_SRC  := $(wildcard tests/integration/*.c)
 TCOMMON  := $(wildcard tests/common/*.c)
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all check check-unit check-integration demo install clean lint bench-copy bench-verify bench-reembed bench-search bench-upgrade deps \
+.PHONY: all check check-unit check-integration demo install clean lint bench-copy bench-verify bench-reembed bench-search bench-upgrade bench-upgrade-logical deps \
         static dist bench-static fuzz fuzz-build check-valgrind
 
 all: bin/pgmemctl $(addprefix bin/,$(TOOLS))
@@ -197,6 +197,13 @@ bench-upgrade: deps
 	scripts/install-deps --with-pg17 --with-pg15-main >/dev/null
 	$(MAKE) all
 	scripts/bench-upgrade
+	scripts/bench-upgrade-logical
+
+# The logical method alone: its downtime at 100,000 memories with a writer, against pg_upgrade --link.
+bench-upgrade-logical: deps
+	scripts/install-deps --with-pg17 --with-pg15-main >/dev/null
+	$(MAKE) all
+	scripts/bench-upgrade-logical
 
 # `make static`: dist/pgmemctl, one fully static x86-64 executable (musl; every library built from Debian
 # source packages by scripts/build-static and cached under /var/cache/pgmemctl/static), and the release

@@ -10,12 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const methods[] = {"pg_upgrade", "dump", NULL};
+static const char *const methods[] = {"pg_upgrade", "dump", "logical", NULL};
 static const char *const modes[] = {"link", "copy", "clone", NULL};
 
 const opt_spec cmd_upgrade_specs[] = {
     {"method", 0, OPT_STRING, NULL, true, "METHOD",
-     "pg_upgrade (same host) or dump (between servers); default: pg_upgrade with --old-datadir, dump with --from",
+     "pg_upgrade (same host), dump or logical (between servers); default: pg_upgrade with --old-datadir, dump "
+     "with --from",
      .choices = methods},
     {"from-version", 0, OPT_INT, NULL, true, "MAJOR", "the old side must be this major version", .min = 10,
      .max = OPT_NO_MAX},
@@ -33,8 +34,14 @@ const opt_spec cmd_upgrade_specs[] = {
      .help = "pg_upgrade: the clusters' bootstrap superuser (default: the data directory's owner)"},
     {"old-conninfo", 0, OPT_STRING, NULL, true, "CONNINFO",
      .help = "pg_upgrade: how to reach the old cluster while it still runs (default: its socket)"},
-    {"from", 0, OPT_STRING, NULL, true, "CONNINFO", .help = "dump: the source server (never modified)"},
-    {"to", 0, OPT_STRING, NULL, true, "CONNINFO", .help = "dump: the target server (new major version)"},
+    {"from", 0, OPT_STRING, NULL, true, "CONNINFO",
+     .help = "dump, logical: the source server (dump: never modified; logical: see the man page)"},
+    {"to", 0, OPT_STRING, NULL, true, "CONNINFO", .help = "dump, logical: the target server (new major version)"},
+    {"publisher-conninfo", 0, OPT_STRING, NULL, true, "CONNINFO",
+     .help = "logical: how the new server reaches the old one, keyword=value form without dbname (default: "
+             "pgmemctl's own connection parameters for --from)"},
+    {"abort", 0, OPT_BOOL, NULL, false, NULL,
+     .help = "logical: undo an interrupted run recorded in the work directory and unblock the old side"},
     {"tools-bindir", 0, OPT_STRING, NULL, true, "DIR",
      .help = "dump: the new version's pg_dump, pg_dumpall and pg_restore (default: found by version)"},
     /* checked by the target server in the preflight (upgrade_dump.c), before anything changes */
@@ -114,7 +121,24 @@ static int prepare(const cmd_ctx *ctx, const opts *o, void *state, bool *needs_d
     const char *method = opts_str(o, "method"); /* NULL or one of the table's choices */
     if (!method)
         method = uo->from || uo->to ? "dump" : "pg_upgrade";
-    uo->method = !strcmp(method, "dump") ? UPG_DUMP : UPG_PG_UPGRADE;
+    uo->method = !strcmp(method, "dump") ? UPG_DUMP : !strcmp(method, "logical") ? UPG_LOGICAL : UPG_PG_UPGRADE;
+    uo->publisher_conninfo = opts_str(o, "publisher-conninfo");
+    uo->abort_run = opts_bool(o, "abort");
+    if (uo->method != UPG_LOGICAL && (uo->publisher_conninfo || uo->abort_run)) {
+        log_error("upgrade: --publisher-conninfo and --abort belong to --method logical");
+        return EXIT_USAGE;
+    }
+    if (uo->publisher_conninfo && (strstr(uo->publisher_conninfo, "://") || strstr(uo->publisher_conninfo, "dbname"))) {
+        log_error("upgrade: --publisher-conninfo: keyword=value pairs without dbname (for example \"host=db "
+                  "port=5432 user=postgres\"), not a URI");
+        return EXIT_USAGE;
+    }
+    if (uo->publisher_conninfo)
+        pg_register_secrets(uo->publisher_conninfo);
+    if (uo->abort_run && uo->dry_run) {
+        log_error("upgrade: --abort and --dry-run: one or the other");
+        return EXIT_USAGE;
+    }
     const char *mode = opts_str(o, "mode");
     uo->mode = !strcmp(mode, "link") ? UPG_LINK : !strcmp(mode, "clone") ? UPG_CLONE : UPG_COPY;
     if (uo->from_version && uo->to_version && uo->to_version <= uo->from_version) {
@@ -153,7 +177,9 @@ static int run(const cmd_ctx *ctx, const opts *o, pg_conn *c, void *state, cmd_r
     (void) c;
     upgrade_options *uo = state;
     upgrade_result res;
-    bool ran = uo->method == UPG_PG_UPGRADE ? upgrade_run_pg_upgrade(uo, &res) : upgrade_run_dump(uo, &res);
+    bool ran = uo->method == UPG_PG_UPGRADE ? upgrade_run_pg_upgrade(uo, &res)
+               : uo->method == UPG_DUMP     ? upgrade_run_dump(uo, &res)
+                                            : upgrade_run_logical(uo, &res);
     if (!ran) {
         upgrade_result_free(&res);
         return EXIT_FAILURE_;
@@ -171,6 +197,10 @@ static int run(const cmd_ctx *ctx, const opts *o, pg_conn *c, void *state, cmd_r
         log_info("upgrade: dry run: the preflight passed; nothing was changed");
         rc = EXIT_OK;
         break;
+    case UPG_ST_ABORTED:
+        log_info("upgrade: the interrupted run was undone");
+        rc = EXIT_OK;
+        break;
     case UPG_ST_REFUSED: rc = EXIT_USAGE; break;
     default: rc = EXIT_FAILURE_; break;
     }
@@ -184,16 +214,19 @@ static int run(const cmd_ctx *ctx, const opts *o, pg_conn *c, void *state, cmd_r
     "                        --new-datadir DIR [--mode link|copy|clone] [--jobs N] [--stop-old]\n"                 \
     "       pgmemctl upgrade --method dump --from CONNINFO --to CONNINFO [--jobs N]\n"                             \
     "                        [--maintenance-work-mem SIZE]\n"                                                      \
+    "       pgmemctl upgrade --method logical --from CONNINFO --to CONNINFO [--publisher-conninfo CONNINFO]\n"    \
+    "                        [--maintenance-work-mem SIZE] [--jobs N] [--work-dir DIR] [--abort]\n"              \
     "       pgmemctl upgrade-pg16-to-pg17 …   (= upgrade --from-version 16 --to-version 17)\n"                     \
     "\n"                                                                                                           \
     "Major-version upgrade of a PostgreSQL cluster with pgvector. A preflight runs first and changes\n"            \
     "nothing: versions, pgvector installed for the new version (and its library loading), encoding,\n"             \
     "locale and data checksums, disk space, the old cluster stopped, and every storage option, column\n"           \
     "option, setting and extension of the old cluster tried on the new server. Then pg_upgrade (or\n"              \
-    "pg_dump/pg_restore), ALTER EXTENSION … UPDATE, statistics, and a proof: row counts, vector\n"                 \
+    "pg_dump/pg_restore, or a publication and a subscription with a cutover of seconds), ALTER\n"                  \
+    "EXTENSION … UPDATE, statistics, and a proof: row counts, vector\n"                                             \
     "checksums, HNSW/IVFFlat indexes valid and used, extension and server versions.\n"                             \
     "\n"                                                                                                           \
-    "Exit codes: 0 upgraded and proven (or a dry run whose preflight passed), 1 failed or the proof\n"             \
+    "Exit codes: 0 upgraded and proven (or a dry run whose preflight passed, or --abort done), 1 failed or the proof\n" \
     "found differences, 2 usage error or refused by the preflight (nothing changed).\n"
 
 /* upgrade and its presets: one table entry each, the same options and entry points */

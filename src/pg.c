@@ -816,7 +816,9 @@ char *pg_notices_end(pg_conn *c)
 
 /* ---- a child process's connection -------------------------------------------------------- */
 
-char **pg_child_env(const pg_conn *c, int *n)
+/* The live connection's parameters with a value as "NAME=value": NAME the environment variable
+ * (env; parameters without one are left out) or the conninfo keyword. */
+static char **conn_params(const pg_conn *c, bool env_names, int *n)
 {
     *n = 0;
     PQconninfoOption *opts = PQconninfo(c->conn);
@@ -831,9 +833,10 @@ char **pg_child_env(const pg_conn *c, int *n)
         return NULL;
     }
     for (PQconninfoOption *o = opts; o->keyword; o++) {
-        if (!o->envvar || !o->val || !*o->val)
+        const char *name = env_names ? o->envvar : o->keyword;
+        if (!name || !o->val || !*o->val)
             continue;
-        size_t len = strlen(o->envvar) + strlen(o->val) + 2;
+        size_t len = strlen(name) + strlen(o->val) + 2;
         char *kv = malloc(len);
         if (!kv) {
             for (int i = 0; i < *n; i++)
@@ -843,9 +846,13 @@ char **pg_child_env(const pg_conn *c, int *n)
             *n = 0;
             return NULL;
         }
-        snprintf(kv, len, "%s=%s", o->envvar, o->val);
+        snprintf(kv, len, "%s=%s", name, o->val);
         env[(*n)++] = kv;
     }
     PQconninfoFree(opts);
     return env;
 }
+
+char **pg_child_env(const pg_conn *c, int *n) { return conn_params(c, true, n); }
+
+char **pg_conn_params(const pg_conn *c, int *n) { return conn_params(c, false, n); }

@@ -163,4 +163,10 @@ char *pg_notices_end(pg_conn *c);
  * strings hold the password: never log them. */
 char **pg_child_env(const pg_conn *c, int *n);
 
+/* The same parameters by their conninfo keywords ("host=…", "port=…", "dbname=…", "user=…",
+ * "password=…" …, every one with a value), so that a server can be given a connection string that
+ * reaches what c reaches (CREATE SUBSCRIPTION … CONNECTION). Same ownership; they hold the
+ * password: never log them. */
+char **pg_conn_params(const pg_conn *c, int *n);
+
 #endif

@@ -1,6 +1,6 @@
 /* upgrade.h — `pgmemctl upgrade`: a PostgreSQL major-version upgrade of a pgvector database, by
- * pg_upgrade on the same host (upgrade_pg.c) or by dump and restore between two servers
- * (upgrade_dump.c), each with a preflight that runs before anything is touched and a proof
+ * pg_upgrade on the same host (upgrade_pg.c), by dump and restore between two servers
+ * (upgrade_dump.c) or by logical replication between two servers (upgrade_logical.c), each with a preflight that runs before anything is touched and a proof
  * afterwards (upgrade_proof.h). Both fill an upgrade_result; upgrade_render.c turns it into the
  * JSON document and the rollback steps. */
 #ifndef PGMEMCTL_UPGRADE_H
@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-typedef enum { UPG_PG_UPGRADE, UPG_DUMP } upgrade_method;
+typedef enum { UPG_PG_UPGRADE, UPG_DUMP, UPG_LOGICAL } upgrade_method;
 typedef enum { UPG_LINK, UPG_COPY, UPG_CLONE } upgrade_mode;
 
 typedef struct {
@@ -28,12 +28,16 @@ typedef struct {
     const char *username;      /* the clusters' bootstrap superuser (NULL: the old data directory's owner) */
     const char *old_conninfo;  /* how to reach the running old cluster for the preflight (NULL: its socket
                                   from postmaster.pid, as the data directory's owner) */
-    /* --method dump */
+    /* --method dump and --method logical */
     const char *from, *to;     /* conninfos of the source and target servers */
     const char *tools_bindir;  /* the new version's pg_dump, pg_dumpall, pg_restore (NULL: found) */
     const char *maintenance_work_mem; /* for pg_restore's sessions, e.g. "1GB" (NULL: the target's setting);
                                          HNSW builds are much faster when the graph fits in it */
-    /* both */
+    /* --method logical */
+    const char *publisher_conninfo; /* how the new server reaches the old one, keyword/value form without
+                                       dbname (NULL: the parameters of pgmemctl's connection to --from) */
+    bool abort_run;            /* --abort: undo an interrupted run recorded in the work directory */
+    /* all */
     int jobs;                  /* pg_upgrade --jobs, pg_dump/pg_restore -j (>= 1) */
     int sample_rows;           /* rows per vector column in the proof's checksum */
     const char *work_dir;      /* logs, dumps, sockets (NULL: a new /tmp/pgmemctl-upgrade-XXXXXX) */
@@ -65,6 +69,7 @@ typedef enum {
     UPG_ST_REFUSED,      /* the preflight failed: nothing was touched (exit 2) */
     UPG_ST_FAILED,       /* a step failed after the preflight (exit 1) */
     UPG_ST_PROOF_FAILED, /* upgraded, but the proof found differences (exit 1) */
+    UPG_ST_ABORTED,      /* logical: --abort undid an interrupted run (exit 0) */
 } upgrade_status;
 
 typedef struct {
@@ -97,6 +102,8 @@ typedef struct {
     int nrollback, rollback_cap;
     char *work_dir;
     bool new_created;          /* pg_upgrade: pgmemctl created the new data directory */
+    cJSON *details;            /* method-specific object rendered under the method's name ("logical"),
+                                  NULL when none; owned by res */
 } upgrade_result;
 
 /* Runs the pg_upgrade method with o, filling *res (always initialised; free with
@@ -106,6 +113,10 @@ bool upgrade_run_pg_upgrade(const upgrade_options *o, upgrade_result *res);
 
 /* Runs the dump method (o->from → o->to), likewise. */
 bool upgrade_run_dump(const upgrade_options *o, upgrade_result *res);
+
+/* Runs the logical method (o->from → o->to by publication and subscription), or with o->abort_run
+ * undoes an interrupted one (upgrade_logical.h), likewise. */
+bool upgrade_run_logical(const upgrade_options *o, upgrade_result *res);
 
 void upgrade_result_free(upgrade_result *res);
 
@@ -175,7 +186,13 @@ cJSON *upgrade_render(const upgrade_options *o, const upgrade_result *res);
 /* Prints the plan (for --dry-run) and the rollback steps to stderr (info level). */
 void upgrade_print_steps(const upgrade_result *res);
 
-/* "pg_upgrade", "dump"; "link", "copy", "clone". */
+/* Fault injection for tests of interruptions: when $PGMEMCTL_UPGRADE_PAUSE_AT equals point and
+ * $PGMEMCTL_UPGRADE_PAUSE_FILE names a file, writes this process's pid and conninfo (one per line)
+ * into that file and waits until it is removed (at most 10 minutes), so a test can kill the run
+ * or change a side there. A no-op otherwise. */
+void upgrade_pause_at(const char *point, const char *conninfo);
+
+/* "pg_upgrade", "dump", "logical"; "link", "copy", "clone". */
 const char *upgrade_method_name(upgrade_method m);
 const char *upgrade_mode_name(upgrade_mode m);
 const char *upgrade_status_name(upgrade_status s);

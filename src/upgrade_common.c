@@ -170,6 +170,7 @@ void upgrade_result_free(upgrade_result *res)
         proof_result_free(&res->proof);
     free_lines(res->rollback, res->nrollback);
     free(res->work_dir);
+    cJSON_Delete(res->details);
     memset(res, 0, sizeof *res);
 }
 
@@ -357,7 +358,10 @@ bool upgrade_probe_new(const char *conninfo, const compat_list *l, compat_ext_ru
     return true;
 }
 
-const char *upgrade_method_name(upgrade_method m) { return m == UPG_DUMP ? "dump" : "pg_upgrade"; }
+const char *upgrade_method_name(upgrade_method m)
+{
+    return m == UPG_DUMP ? "dump" : m == UPG_LOGICAL ? "logical" : "pg_upgrade";
+}
 
 const char *upgrade_mode_name(upgrade_mode m)
 {
@@ -377,26 +381,45 @@ const char *upgrade_status_name(upgrade_status s)
         return "failed";
     case UPG_ST_PROOF_FAILED:
         return "proof_failed";
+    case UPG_ST_ABORTED:
+        return "aborted";
     }
     return "failed";
 }
 
-void upgrade_pause_before_proof(const char *conninfo)
+/* Writes text into file and waits until the file is removed (at most 10 minutes). */
+static void pause_on_file(const char *file, const char *text, const char *why)
 {
-    const char *file = getenv("PGMEMCTL_UPGRADE_PAUSE_BEFORE_PROOF");
-    if (!file || !*file)
-        return;
     FILE *f = fopen(file, "w");
     if (!f) {
-        log_warn("upgrade: PGMEMCTL_UPGRADE_PAUSE_BEFORE_PROOF: cannot create %s: %s", file, strerror(errno));
+        log_warn("upgrade: %s: cannot create %s: %s", why, file, strerror(errno));
         return;
     }
-    fprintf(f, "%s\n", conninfo);
+    fprintf(f, "%s\n", text);
     fclose(f);
-    log_info("upgrade: paused before the proof until %s is removed (PGMEMCTL_UPGRADE_PAUSE_BEFORE_PROOF)", file);
+    log_info("upgrade: paused until %s is removed (%s)", file, why);
     double t0 = progress_now();
     while (access(file, F_OK) == 0 && progress_now() - t0 < 600) {
         struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
+}
+
+void upgrade_pause_before_proof(const char *conninfo)
+{
+    const char *file = getenv("PGMEMCTL_UPGRADE_PAUSE_BEFORE_PROOF");
+    if (file && *file)
+        pause_on_file(file, conninfo, "PGMEMCTL_UPGRADE_PAUSE_BEFORE_PROOF");
+}
+
+void upgrade_pause_at(const char *point, const char *conninfo)
+{
+    const char *at = getenv("PGMEMCTL_UPGRADE_PAUSE_AT"), *file = getenv("PGMEMCTL_UPGRADE_PAUSE_FILE");
+    if (!at || strcmp(at, point) != 0 || !file || !*file)
+        return;
+    char *text = NULL;
+    if (asprintf(&text, "%d\n%s", (int) getpid(), conninfo) < 0)
+        return;
+    pause_on_file(file, text, "PGMEMCTL_UPGRADE_PAUSE_AT");
+    free(text);
 }

@@ -10,6 +10,7 @@
 #include "pg.h"
 #include "progress.h"
 #include "upgrade.h"
+#include "upgrade_dump.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -533,4 +534,53 @@ out:
     pg_close(d.src);
     pg_close(d.dst);
     return true;
+}
+
+/* ---- the parts the logical method shares (upgrade_dump.h) -------------------------------------- */
+
+struct upgrade_dump_ctx {
+    dmp d;
+};
+
+upgrade_dump_ctx *upgrade_dump_open(const upgrade_options *o, upgrade_result *res)
+{
+    upgrade_dump_ctx *x = calloc(1, sizeof *x);
+    if (x)
+        x->d = (dmp){.o = o, .res = res, .t_start = progress_now()};
+    return x;
+}
+
+bool upgrade_dump_preflight(upgrade_dump_ctx *x) { return preflight(&x->d); }
+
+bool upgrade_dump_copy_roles(upgrade_dump_ctx *x) { return copy_roles(&x->d); }
+
+int upgrade_dump_tool(upgrade_dump_ctx *x, bool target, const char *const *argv, const char *log, char **text)
+{
+    return run_tool(&x->d, target ? x->d.dst : x->d.src, argv, log, text);
+}
+
+pg_conn *upgrade_dump_conn(const upgrade_dump_ctx *x, bool target) { return target ? x->d.dst : x->d.src; }
+
+int upgrade_dump_databases(const upgrade_dump_ctx *x, char ***dbs, bool **exists)
+{
+    *dbs = x->d.dbs;
+    *exists = x->d.exists;
+    return x->d.ndbs;
+}
+
+const char *upgrade_dump_tools_version(const upgrade_dump_ctx *x) { return x->d.tools.version; }
+
+void upgrade_dump_close(upgrade_dump_ctx *x)
+{
+    if (!x)
+        return;
+    for (int i = 0; x->d.dbs && i < x->d.ndbs; i++)
+        free(x->d.dbs[i]);
+    free(x->d.dbs);
+    free(x->d.exists);
+    free(x->d.tools.bindir);
+    free(x->d.tools.version);
+    pg_close(x->d.src);
+    pg_close(x->d.dst);
+    free(x);
 }

@@ -41,7 +41,7 @@ cJSON *upgrade_render(const upgrade_options *o, const upgrade_result *res)
     cJSON_AddBoolToObject(doc, "dry_run", o->dry_run);
     if (res->error)
         report_add_str(doc, "error", res->error);
-    bool pgu = o->method == UPG_PG_UPGRADE;
+    bool pgu = o->method == UPG_PG_UPGRADE;  /* dump and logical: two servers */
     cJSON_AddItemToObject(doc, "from",
                           side(res->old_version, res->old_major, pgu ? "datadir" : "conninfo", res->old_where,
                                pgu ? o->old_bindir : NULL));
@@ -98,6 +98,8 @@ cJSON *upgrade_render(const upgrade_options *o, const upgrade_result *res)
         cJSON_AddItemToObject(doc, "proof", proof_render(&res->proof));
     else
         cJSON_AddNullToObject(doc, "proof");
+    if (res->details)
+        cJSON_AddItemToObject(doc, upgrade_method_name(o->method), cJSON_Duplicate(res->details, true));
     cJSON_AddItemToObject(doc, "rollback", lines(res->rollback, res->nrollback));
     report_add_str(doc, "work_dir", res->work_dir);
     return doc;

@@ -9,6 +9,7 @@
  * Environment (scripts/run-tests): PGMEMCTL_PG15_MAIN_BINDIR and PGMEMCTL_PG17_BINDIR, from
  * scripts/install-deps --with-pg15-main / --with-pg17. */
 #include "common/testutil.h"
+#include "common/upgrade_fixture.h"
 #include "common/vestige_fixture.h"
 
 #include <criterion/criterion.h>
@@ -23,26 +24,10 @@
 
 TestSuite(upgrade, .fini = tu_leak_check, .timeout = 900);
 
-static const char *env_dir(const char *name)
-{
-    const char *v = getenv(name);
-    cr_assert(v && *v, "%s is not set (scripts/run-tests sets it from scripts/install-deps)", name);
-    return v;
-}
-static const char *pg15(void) { return env_dir("PGMEMCTL_PG15_MAIN_BINDIR"); }
-static const char *pg17(void) { return env_dir("PGMEMCTL_PG17_BINDIR"); }
-
 static char *sandbox_base(void)
 {
     const char *b = getenv("PGMEMCTL_SANDBOX_DIR");
     return strdup(b && *b ? b : "/tmp/pgmemctl-sandbox");
-}
-
-/* A sandbox name unique to this test process. */
-static char *sb_name(const char *tag)
-{
-    static int counter;
-    return tu_printf("upg%d-%d-%s", (int) getpid(), ++counter, tag);
 }
 
 static char *sb_data(const char *name)
@@ -53,46 +38,6 @@ static char *sb_data(const char *name)
     return d;
 }
 
-/* Runs scripts/pg-sandbox with args (no shell) and returns its stdout, trimmed; asserts exit 0. */
-static char *sandbox(const char *const *args)
-{
-    char *dir = tu_tempdir();
-    char *out_path = tu_printf("%s/out", dir), *err_path = tu_printf("%s/err", dir);
-    char *script = tu_printf("%s/scripts/pg-sandbox", tu_repo());
-    const char *argv[12] = {script};
-    int n = 1;
-    for (int i = 0; args[i] && n < 11; i++)
-        argv[n++] = args[i];
-    argv[n] = NULL;
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    cr_assert(pid >= 0, "fork");
-    if (pid == 0) {
-        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600), e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
-            _exit(126);
-        execv(script, (char *const *) argv);
-        _exit(127);
-    }
-    int st = 0;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    char *out = tu_read_file(out_path);
-    char *err = tu_read_file(err_path);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "pg-sandbox %s %s failed (%d): %s", args[0],
-              args[1] ? args[1] : "", st, err);
-    tu_rmtree(dir);
-    free(dir);
-    free(out_path);
-    free(err_path);
-    free(script);
-    free(err);
-    size_t len = strlen(out);
-    while (len && (out[len - 1] == '\n' || out[len - 1] == ' '))
-        out[--len] = '\0';
-    return out;
-}
-
 /* Creates the directory that will hold the data directory path (its parent). */
 static void mk_parent(const char *path)
 {
@@ -100,35 +45,6 @@ static void mk_parent(const char *path)
     *strrchr(p, '/') = '\0';
     cr_assert(mkdir(p, 0755) == 0 || errno == EEXIST, "mkdir %s", p);
     free(p);
-}
-
-static char *sb_start(const char *name, const char *bindir)
-{
-    return bindir ? sandbox((const char *[]){"start", "--bindir", bindir, name, NULL})
-                  : sandbox((const char *[]){"start", name, NULL});
-}
-static void sb_stop(const char *name, bool keep)
-{
-    free(keep ? sandbox((const char *[]){"stop", "--keep", name, NULL}) : sandbox((const char *[]){"stop", name, NULL}));
-}
-
-/* A 15.18 sandbox holding a memory store copied from a 300-memory sample (64 dims) with its
- * HNSW index; returns its URI. */
-static char *old_store(const char *name)
-{
-    char *uri = sb_start(name, pg15());
-    char *sample = vf_sample(300, 64);
-    tu_run_result m = tu_run((const char *[]){"pgmemctl", "-q", "-d", uri, "migrate", "up", NULL});
-    tu_expect_status(&m, 0, "migrate up in the 15.18 sandbox");
-    tu_run_free(&m);
-    tu_run_result r = tu_run((const char *[]){"pgmemctl", "-q", "-d", uri, "copy", "--from", sample, NULL});
-    tu_expect_status(&r, 0, "copy into the 15.18 sandbox");
-    tu_run_free(&r);
-    free(sample);
-    cr_assert_eq(tu_query_int(uri, "SELECT count(*) FROM pg_indexes WHERE indexname = 'idx_memories_embedding_hnsw'"),
-                 1);
-    cr_assert(tu_query_int(uri, "SELECT current_setting('server_version_num')::int") / 10000 == 15);
-    return uri;
 }
 
 /* What must be the same before and after: rows per table, the 10 nearest memories of three
@@ -163,22 +79,6 @@ static void assert_hnsw_used(const char *uri)
     free(plan);
 }
 
-static cJSON *check_named(const cJSON *doc, const char *name)
-{
-    const cJSON *pre = cJSON_GetObjectItemCaseSensitive(doc, "preflight");
-    const cJSON *checks = tu_json_array(pre, "checks");
-    const cJSON *c;
-    cJSON_ArrayForEach(c, checks) if (!strcmp(tu_json_str(c, "name"), name)) return (cJSON *) c;
-    return NULL;
-}
-
-static bool has_phase(const cJSON *doc, const char *name)
-{
-    const cJSON *p;
-    cJSON_ArrayForEach(p, tu_json_array(doc, "phases")) if (!strcmp(tu_json_str(p, "name"), name)) return true;
-    return false;
-}
-
 static int phase_index(const cJSON *doc, const char *name)
 {
     int i = 0;
@@ -198,7 +98,7 @@ static tu_run_result pg_upgrade_run(const char *old_data, const char *new_data, 
                                     const char *new_bindir, const char *const *extra)
 {
     const char *argv[32] = {"pgmemctl",     "upgrade",       "--method",     "pg_upgrade", "--from-version",
-                            "15",           "--to-version",  "17",           "--old-bindir", pg15(),
+                            "15",           "--to-version",  "17",           "--old-bindir", uf_pg15(),
                             "--new-bindir", new_bindir,      "--old-datadir", old_data,    "--new-datadir",
                             new_data,       "--mode",        mode,           "--jobs",     "2"};
     int n = 20;
@@ -212,8 +112,8 @@ static tu_run_result pg_upgrade_run(const char *old_data, const char *new_data, 
  * returns its URI. */
 static char *adopt_and_start(const char *name)
 {
-    free(sandbox((const char *[]){"adopt", "--bindir", pg17(), name, NULL}));
-    return sb_start(name, NULL);
+    free(uf_sandbox((const char *[]){"adopt", "--bindir", uf_pg17(), name, NULL}));
+    return uf_sb_start(name, NULL, NULL);
 }
 
 static void assert_upgraded_json(const cJSON *doc, const char *mode)
@@ -240,7 +140,7 @@ static void assert_upgraded_json(const cJSON *doc, const char *mode)
     for (const char *const *p = (const char *const[]){"preflight", "pg_upgrade_check", "pg_upgrade", "start_new",
                                                        "extensions", "analyze", "proof", NULL};
          *p; p++)
-        cr_assert(has_phase(doc, *p), "no phase %s", *p);
+        cr_assert(uf_has_phase(doc, *p), "no phase %s", *p);
     cr_assert_str_eq(tu_json_str(cJSON_GetObjectItemCaseSensitive(doc, "vector"), "after"), "0.8.0");
 }
 
@@ -248,17 +148,17 @@ static void assert_upgraded_json(const cJSON *doc, const char *mode)
 
 Test(upgrade, pg_upgrade_link_keeps_rows_and_search_results)
 {
-    char *old = sb_name("old"), *new = sb_name("new");
-    char *uri = old_store(old);
+    char *old = uf_sb_name("old"), *new = uf_sb_name("new");
+    char *uri = uf_old_store(old, 300, false);
     char *before = fingerprint(uri);
     assert_hnsw_used(uri);
-    sb_stop(old, true);
+    uf_sb_stop(old, true);
     char *old_data = sb_data(old), *new_data = sb_data(new);
     char *base = sandbox_base();
     char *new_dir = tu_printf("%s/%s", base, new);
     cr_assert_eq(mkdir(new_dir, 0755), 0);
 
-    tu_run_result r = pg_upgrade_run(old_data, new_data, "link", pg17(), NULL);
+    tu_run_result r = pg_upgrade_run(old_data, new_data, "link", uf_pg17(), NULL);
     tu_expect_status(&r, 0, "upgrade --mode link");
     cJSON *doc = tu_json(r.out);
     assert_upgraded_json(doc, "link");
@@ -283,8 +183,8 @@ Test(upgrade, pg_upgrade_link_keeps_rows_and_search_results)
                  1);
     /* vacuumdb --analyze-in-stages ran: the planner has statistics for memories */
     cr_assert_gt(tu_query_int(nuri, "SELECT count(*) FROM pg_stats WHERE tablename = 'memories'"), 0);
-    sb_stop(new, false);
-    sb_stop(old, false);
+    uf_sb_stop(new, false);
+    uf_sb_stop(old, false);
     free(ctl);
     free(old);
     free(new);
@@ -300,8 +200,8 @@ Test(upgrade, pg_upgrade_link_keeps_rows_and_search_results)
 
 Test(upgrade, pg_upgrade_copy_stops_a_running_cluster_only_when_asked_and_leaves_it_usable)
 {
-    char *old = sb_name("old"), *new = sb_name("new");
-    char *uri = old_store(old);
+    char *old = uf_sb_name("old"), *new = uf_sb_name("new");
+    char *uri = uf_old_store(old, 300, false);
     char *before = fingerprint(uri);
     char *old_data = sb_data(old), *new_data = sb_data(new);
     char *base = sandbox_base();
@@ -309,11 +209,11 @@ Test(upgrade, pg_upgrade_copy_stops_a_running_cluster_only_when_asked_and_leaves
     cr_assert_eq(mkdir(new_dir, 0755), 0);
 
     /* running and no --stop-old: refused by the preflight, nothing changed, still serving */
-    tu_run_result r = pg_upgrade_run(old_data, new_data, "copy", pg17(), NULL);
+    tu_run_result r = pg_upgrade_run(old_data, new_data, "copy", uf_pg17(), NULL);
     tu_expect_status(&r, 2, "upgrade of a running cluster without --stop-old");
     cJSON *doc = tu_json(r.out);
     cr_assert_str_eq(tu_json_str(doc, "status"), "refused");
-    const cJSON *c = check_named(doc, "old_cluster_stopped");
+    const cJSON *c = uf_check_named(doc, "old_cluster_stopped");
     cr_assert(c && !tu_json_bool(c, "passed"));
     cr_assert(tu_contains(tu_json_str(c, "detail"), "--stop-old"));
     cJSON_Delete(doc);
@@ -322,11 +222,11 @@ Test(upgrade, pg_upgrade_copy_stops_a_running_cluster_only_when_asked_and_leaves
     cr_assert_eq(tu_query_int(uri, "SELECT count(*) FROM memories"), 300);
 
     /* with --stop-old it stops the cluster itself, after the preflight */
-    r = pg_upgrade_run(old_data, new_data, "copy", pg17(), (const char *[]){"--stop-old", NULL});
+    r = pg_upgrade_run(old_data, new_data, "copy", uf_pg17(), (const char *[]){"--stop-old", NULL});
     tu_expect_status(&r, 0, "upgrade --mode copy --stop-old");
     doc = tu_json(r.out);
     assert_upgraded_json(doc, "copy");
-    cr_assert(has_phase(doc, "stop_old") && has_phase(doc, "snapshot"));
+    cr_assert(uf_has_phase(doc, "stop_old") && uf_has_phase(doc, "snapshot"));
     /* pg_upgrade --check ran against the still running cluster, before the downtime began */
     cr_assert_lt(phase_index(doc, "pg_upgrade_check"), phase_index(doc, "stop_old"));
     cr_assert(tu_contains(tu_json_str(doc, "downtime_from"), "stopped by pgmemctl"));
@@ -336,13 +236,13 @@ Test(upgrade, pg_upgrade_copy_stops_a_running_cluster_only_when_asked_and_leaves
     char *nuri = adopt_and_start(new);
     char *after = fingerprint(nuri);
     cr_assert_str_eq(after, before);
-    sb_stop(new, false);
+    uf_sb_stop(new, false);
     /* copy mode: the old cluster is untouched and starts again as it was */
-    char *ouri = sb_start(old, NULL);
+    char *ouri = uf_sb_start(old, NULL, NULL);
     char *again = fingerprint(ouri);
     cr_assert_str_eq(again, before);
     cr_assert(tu_query_int(ouri, "SELECT current_setting('server_version_num')::int") / 10000 == 15);
-    sb_stop(old, false);
+    uf_sb_stop(old, false);
     free(old);
     free(new);
     free(uri);
@@ -357,43 +257,27 @@ Test(upgrade, pg_upgrade_copy_stops_a_running_cluster_only_when_asked_and_leaves
     free(new_dir);
 }
 
-/* A copy of the 17 installation without pgvector's files. */
-static char *pg17_without_pgvector(void)
-{
-    char *dir = tu_tempdir();
-    char *root = tu_printf("%s/..", pg17());
-    char *cmd = tu_printf("cp -a '%s/bin' '%s/lib' '%s/share' '%s/' && rm -f '%s'/share/postgresql/extension/vector* "
-                          "'%s'/lib/postgresql/vector.so && chmod 0755 '%s'",
-                          root, root, root, dir, dir, dir, dir);
-    cr_assert_eq(system(cmd), 0, "%s", cmd);
-    free(cmd);
-    free(root);
-    char *bin = tu_printf("%s/bin", dir);
-    free(dir);
-    return bin;
-}
-
 Test(upgrade, pgvector_missing_in_the_new_installation_is_refused_before_anything_changes)
 {
-    char *old = sb_name("old"), *new = sb_name("new");
-    char *uri = old_store(old);
+    char *old = uf_sb_name("old"), *new = uf_sb_name("new");
+    char *uri = uf_old_store(old, 300, false);
     free(uri);
-    sb_stop(old, true);
+    uf_sb_stop(old, true);
     char *old_data = sb_data(old), *new_data = sb_data(new);
     mk_parent(new_data);
     char *listing = tu_printf("find '%s/base' ! -name pg_internal.init -printf '%%P %%s\\n' | sort > /tmp/pgmemctl-upgtest-%d-a", old_data,
                               (int) getpid());
     cr_assert_eq(system(listing), 0);
-    char *bare = pg17_without_pgvector();
+    char *bare = uf_pg17_without_pgvector();
 
     tu_run_result r = pg_upgrade_run(old_data, new_data, "link", bare, NULL);
     tu_expect_status(&r, 2, "upgrade to an installation without pgvector");
     cJSON *doc = tu_json(r.out);
     cr_assert_str_eq(tu_json_str(doc, "status"), "refused");
-    const cJSON *c = check_named(doc, "pgvector_installed");
+    const cJSON *c = uf_check_named(doc, "pgvector_installed");
     cr_assert(c && !tu_json_bool(c, "passed"), "%s", r.out);
     cr_assert(tu_contains(tu_json_str(c, "detail"), "vector.control"));
-    cr_assert(!has_phase(doc, "pg_upgrade"));
+    cr_assert(!uf_has_phase(doc, "pg_upgrade"));
     cJSON_Delete(doc);
     tu_run_free(&r);
     cr_assert_neq(access(new_data, F_OK), 0);
@@ -404,9 +288,9 @@ Test(upgrade, pgvector_missing_in_the_new_installation_is_refused_before_anythin
                                "cmp -s /tmp/pgmemctl-upgtest-%d-a /tmp/pgmemctl-upgtest-%d-b",
                                old_data, (int) getpid(), (int) getpid(), (int) getpid());
     cr_assert_eq(system(listing2), 0, "the old data directory changed");
-    char *ouri = sb_start(old, NULL);
+    char *ouri = uf_sb_start(old, NULL, NULL);
     cr_assert_eq(tu_query_int(ouri, "SELECT count(*) FROM memories"), 300);
-    sb_stop(old, false);
+    uf_sb_stop(old, false);
     for (int i = 0; i < 2; i++) {
         char *f = tu_printf("/tmp/pgmemctl-upgtest-%d-%c", (int) getpid(), "ab"[i]);
         unlink(f);
@@ -427,13 +311,13 @@ Test(upgrade, pgvector_missing_in_the_new_installation_is_refused_before_anythin
 
 Test(upgrade, dry_run_prints_the_plan_and_changes_nothing)
 {
-    char *old = sb_name("old"), *new = sb_name("new");
-    char *uri = old_store(old);
+    char *old = uf_sb_name("old"), *new = uf_sb_name("new");
+    char *uri = uf_old_store(old, 300, false);
     free(uri);
-    sb_stop(old, true);
+    uf_sb_stop(old, true);
     char *old_data = sb_data(old), *new_data = sb_data(new);
     mk_parent(new_data);
-    tu_run_result r = pg_upgrade_run(old_data, new_data, "copy", pg17(), (const char *[]){"--dry-run", NULL});
+    tu_run_result r = pg_upgrade_run(old_data, new_data, "copy", uf_pg17(), (const char *[]){"--dry-run", NULL});
     tu_expect_status(&r, 0, "upgrade --dry-run");
     cJSON *doc = tu_json(r.out);
     cr_assert_str_eq(tu_json_str(doc, "status"), "dry_run");
@@ -447,17 +331,17 @@ Test(upgrade, dry_run_prints_the_plan_and_changes_nothing)
     cr_assert_neq(access(new_data, F_OK), 0, "a dry run created %s", new_data);
 
     /* the preset's versions are checked: this cluster is 15, not 16 */
-    const char *argv[] = {"pgmemctl",     "upgrade-pg16-to-pg17", "--old-bindir", pg15(), "--new-bindir", pg17(),
+    const char *argv[] = {"pgmemctl",     "upgrade-pg16-to-pg17", "--old-bindir", uf_pg15(), "--new-bindir", uf_pg17(),
                           "--old-datadir", old_data,              "--new-datadir", new_data, "--dry-run", NULL};
     r = tu_run(argv);
     tu_expect_status(&r, 2, "the 16 -> 17 preset on a 15 cluster");
     doc = tu_json(r.out);
     cr_assert_str_eq(tu_json_str(doc, "preset"), "upgrade-pg16-to-pg17");
-    const cJSON *c = check_named(doc, "old_version");
+    const cJSON *c = uf_check_named(doc, "old_version");
     cr_assert(c && !tu_json_bool(c, "passed"));
     cJSON_Delete(doc);
     tu_run_free(&r);
-    sb_stop(old, false);
+    uf_sb_stop(old, false);
     free(old);
     free(new);
     free(old_data);
@@ -466,8 +350,8 @@ Test(upgrade, dry_run_prints_the_plan_and_changes_nothing)
 
 Test(upgrade, the_system_15_20_is_refused_by_the_preflight_naming_pg_attver)
 {
-    char *old = sb_name("old1520"), *new = sb_name("new");
-    char *uri = sb_start(old, NULL); /* the system's PostgreSQL 15 (15.20 on this Debian) */
+    char *old = uf_sb_name("old1520"), *new = uf_sb_name("new");
+    char *uri = uf_sb_start(old, NULL, NULL); /* the system's PostgreSQL 15 (15.20 on this Debian) */
     tu_exec(uri, "CREATE EXTENSION vector; CREATE TABLE items (id bigint PRIMARY KEY, embedding vector(3)); "
                  "INSERT INTO items VALUES (1, '[1,2,3]'); "
                  "CREATE INDEX ON items USING hnsw (embedding vector_cosine_ops)");
@@ -476,30 +360,30 @@ Test(upgrade, the_system_15_20_is_refused_by_the_preflight_naming_pg_attver)
                           "AND array_to_string(attoptions, ',') LIKE '%pg_attver=%'");
     free(uri);
     cr_assert_gt(with_attver, 0, "this PostgreSQL 15 writes no pg_attver column option: the hazard is gone");
-    sb_stop(old, true);
+    uf_sb_stop(old, true);
     char *old_data = sb_data(old), *new_data = sb_data(new);
     mk_parent(new_data);
     const char *argv[] = {"pgmemctl",     "upgrade",   "--from-version", "15",          "--to-version",
-                          "17",           "--old-bindir", "/usr/lib/postgresql/15/bin", "--new-bindir", pg17(),
+                          "17",           "--old-bindir", "/usr/lib/postgresql/15/bin", "--new-bindir", uf_pg17(),
                           "--old-datadir", old_data,   "--new-datadir",  new_data,      "--mode",
                           "copy",         NULL};
     tu_run_result r = tu_run(argv);
     tu_expect_status(&r, 2, "15.20 -> 17.11");
     cJSON *doc = tu_json(r.out);
     cr_assert_str_eq(tu_json_str(doc, "status"), "refused");
-    const cJSON *c = check_named(doc, "options_accepted");
+    const cJSON *c = uf_check_named(doc, "options_accepted");
     cr_assert(c && !tu_json_bool(c, "passed"), "%s", r.out);
     cr_assert(tu_contains(tu_json_str(c, "detail"), "pg_attver"));
     cr_assert(tu_contains(tu_json_str(c, "detail"), "newer minor release"));
     const cJSON *rej = tu_json_array(cJSON_GetObjectItemCaseSensitive(doc, "preflight"), "rejected");
     cr_assert_gt(cJSON_GetArraySize(rej), 0);
-    cr_assert(!has_phase(doc, "pg_upgrade_check"), "pg_upgrade ran although the preflight failed");
+    cr_assert(!uf_has_phase(doc, "pg_upgrade_check"), "pg_upgrade ran although the preflight failed");
     cJSON_Delete(doc);
     tu_run_free(&r);
     cr_assert_neq(access(new_data, F_OK), 0);
-    char *ouri = sb_start(old, NULL);
+    char *ouri = uf_sb_start(old, NULL, NULL);
     cr_assert_eq(tu_query_int(ouri, "SELECT count(*) FROM items"), 1);
-    sb_stop(old, false);
+    uf_sb_stop(old, false);
     free(ouri);
     free(old);
     free(new);
@@ -512,16 +396,16 @@ Test(upgrade, the_system_15_20_is_refused_by_the_preflight_naming_pg_attver)
 static tu_run_result dump_run(const char *from, const char *to, const char *const *env)
 {
     const char *argv[] = {"pgmemctl", "upgrade",        "--method", "dump", "--from", from,   "--to",
-                          to,         "--tools-bindir", pg17(),     "--jobs", "2",    "--from-version", "15",
+                          to,         "--tools-bindir", uf_pg17(),     "--jobs", "2",    "--from-version", "15",
                           "--to-version", "17", "--maintenance-work-mem", "128MB", NULL};
     return tu_run_env(argv, env);
 }
 
 Test(upgrade, dump_restores_into_an_empty_17_and_leaves_the_source_alone)
 {
-    char *old = sb_name("src"), *new = sb_name("dst");
-    char *from = old_store(old);
-    char *to = sb_start(new, pg17());
+    char *old = uf_sb_name("src"), *new = uf_sb_name("dst");
+    char *from = uf_old_store(old, 300, false);
+    char *to = uf_sb_start(new, uf_pg17(), NULL);
     /* a second database, absent on the target (restored with --create), with its own vectors and
      * an IVFFlat index; and pgvector already installed in the target's postgres database, as an
      * image's init script would */
@@ -548,10 +432,10 @@ Test(upgrade, dump_restores_into_an_empty_17_and_leaves_the_source_alone)
     for (const char *const *p = (const char *const[]){"preflight", "roles", "dump", "restore", "analyze", "proof",
                                                        NULL};
          *p; p++)
-        cr_assert(has_phase(doc, *p), "no phase %s", *p);
+        cr_assert(uf_has_phase(doc, *p), "no phase %s", *p);
     cr_assert(!tu_contains(r.out, "sandbox-secret-pw") && !tu_contains(r.err, "sandbox-secret-pw"));
     cr_assert_eq(tu_json_num(proof, "databases"), 2);
-    const cJSON *mwm = check_named(doc, "maintenance_work_mem");
+    const cJSON *mwm = uf_check_named(doc, "maintenance_work_mem");
     cr_assert(mwm && tu_json_bool(mwm, "passed") && tu_contains(tu_json_str(mwm, "detail"), "128MB"));
     cr_assert_geq(tu_json_num(proof, "indexes"), 2, "the HNSW and the IVFFlat index");
     cJSON_Delete(doc);
@@ -577,7 +461,7 @@ Test(upgrade, dump_restores_into_an_empty_17_and_leaves_the_source_alone)
     tu_expect_status(&r, 2, "dump into a target that is not empty");
     doc = tu_json(r.out);
     cr_assert_str_eq(tu_json_str(doc, "status"), "refused");
-    const cJSON *c = check_named(doc, "target_empty");
+    const cJSON *c = uf_check_named(doc, "target_empty");
     cr_assert(c && !tu_json_bool(c, "passed"));
     cr_assert(tu_contains(tu_json_str(c, "detail"), "not empty"));
     cJSON_Delete(doc);
@@ -585,8 +469,8 @@ Test(upgrade, dump_restores_into_an_empty_17_and_leaves_the_source_alone)
     char *after2 = fingerprint(to);
     cr_assert_str_eq(after2, before);
 
-    sb_stop(old, false);
-    sb_stop(new, false);
+    uf_sb_stop(old, false);
+    uf_sb_stop(new, false);
     free(old);
     free(new);
     free(from);
@@ -603,47 +487,28 @@ Test(upgrade, dump_restores_into_an_empty_17_and_leaves_the_source_alone)
 
 Test(upgrade, a_row_deleted_on_the_new_side_before_the_proof_is_detected)
 {
-    char *old = sb_name("src"), *new = sb_name("dst");
-    char *from = old_store(old);
-    char *to = sb_start(new, pg17());
+    char *old = uf_sb_name("src"), *new = uf_sb_name("dst");
+    char *from = uf_old_store(old, 300, false);
+    char *to = uf_sb_start(new, uf_pg17(), NULL);
     char *dir = tu_tempdir();
     char *pause = tu_printf("%s/pause", dir);
     char *envv = tu_printf("PGMEMCTL_UPGRADE_PAUSE_BEFORE_PROOF=%s", pause);
     const char *argv[] = {"pgmemctl", "upgrade", "--method", "dump", "--from", from, "--to", to, "--tools-bindir",
-                          pg17(), NULL};
+                          uf_pg17(), NULL};
     tu_proc *p = tu_spawn(argv, (const char *[]){envv, NULL});
     /* wait for the pause file, delete a memory on the target, let the proof run */
     for (int i = 0; i < 2400 && access(pause, F_OK) != 0; i++)
         usleep(50 * 1000);
     cr_assert_eq(access(pause, F_OK), 0, "pgmemctl never paused before its proof");
-    tu_exec(to, "CREATE TEMP TABLE gone AS SELECT id FROM memories ORDER BY id LIMIT 1; "
-                "DELETE FROM review_events WHERE memory_id IN (SELECT id FROM gone); "
-                "DELETE FROM scheduling WHERE memory_id IN (SELECT id FROM gone); "
-                "DELETE FROM edges WHERE source_id IN (SELECT id FROM gone) OR target_id IN (SELECT id FROM gone); "
-                "DELETE FROM memories WHERE id IN (SELECT id FROM gone)");
+    uf_delete_first_memory(to);
     cr_assert_eq(unlink(pause), 0);
     tu_run_result r = tu_wait(p);
     tu_expect_status(&r, 1, "a proof that finds a deleted row");
-    cJSON *doc = tu_json(r.out);
-    cr_assert_str_eq(tu_json_str(doc, "status"), "proof_failed");
-    const cJSON *proof = cJSON_GetObjectItemCaseSensitive(doc, "proof");
-    cr_assert(!tu_json_bool(proof, "passed"));
-    bool found = false;
-    const cJSON *m;
-    cJSON_ArrayForEach(m, tu_json_array(proof, "mismatches"))
-    {
-        if (!strcmp(tu_json_str(m, "check"), "rows") && tu_contains(tu_json_str(m, "object"), "memories")) {
-            found = true;
-            cr_assert_str_eq(tu_json_str(m, "expected"), "300");
-            cr_assert_str_eq(tu_json_str(m, "actual"), "299");
-        }
-    }
-    cr_assert(found, "no rows mismatch for memories: %s", r.out);
+    uf_expect_one_memory_missing(r.out);
     cr_assert(tu_contains(r.err, "memories"));
-    cJSON_Delete(doc);
     tu_run_free(&r);
-    sb_stop(old, false);
-    sb_stop(new, false);
+    uf_sb_stop(old, false);
+    uf_sb_stop(new, false);
     tu_rmtree(dir);
     free(dir);
     free(pause);
