@@ -1,6 +1,7 @@
-/* reembed_int.h — what reembed.c (planning, the embedding pipeline, in-place mode, the registry)
- * shares with reembed_shadow.c (shadow mode: the copy of memories, the change log, the swap).
- * Internal to those two files. */
+/* reembed_int.h — what the parts of a re-embed share: reembed_pipeline.c (the embedding pipeline,
+ * the registry and state rows), used by reembed.c (the plan, the run, in-place mode) and by
+ * reembed_shadow.c (shadow mode: the copy of memories, the change log, the swap), which
+ * reembed.c calls. Internal to those files. */
 #ifndef PGMEMCTL_REEMBED_INT_H
 #define PGMEMCTL_REEMBED_INT_H
 
