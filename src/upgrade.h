@@ -8,6 +8,7 @@
 
 #include "upgrade_compat.h"
 #include "upgrade_proof.h"
+#include "upgrade_tuning.h"
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
@@ -31,10 +32,14 @@ typedef struct {
     /* --method dump */
     const char *from, *to;     /* conninfos of the source and target servers */
     const char *tools_bindir;  /* the new version's pg_dump, pg_dumpall, pg_restore (NULL: found) */
-    const char *maintenance_work_mem; /* for pg_restore's sessions, e.g. "1GB" (NULL: the target's setting);
-                                         HNSW builds are much faster when the graph fits in it */
+    const char *maintenance_work_mem; /* for pg_restore's sessions, e.g. "1GB" (NULL: the default of
+                                         upgrade_tune_restore); HNSW builds are much faster when the
+                                         graph fits in it */
+    int maintenance_workers;   /* max_parallel_maintenance_workers of pg_restore's sessions (-1: the default
+                                  of upgrade_tune_restore) */
     /* both */
-    int jobs;                  /* pg_upgrade --jobs, pg_dump/pg_restore -j (>= 1) */
+    int jobs;                  /* pg_upgrade --jobs, pg_dump/pg_restore -j (>= 1; 0: the default of
+                                  upgrade_tune_jobs) */
     int sample_rows;           /* rows per vector column in the proof's checksum */
     const char *work_dir;      /* logs, dumps, sockets (NULL: a new /tmp/pgmemctl-upgrade-XXXXXX) */
     bool dry_run;              /* preflight and plan only */
@@ -83,8 +88,14 @@ typedef struct {
     upgrade_phase *phases;
     int nphases, phases_cap;
     double total_seconds;
-    double downtime_seconds;   /* < 0: not reached */
+    double downtime_seconds;   /* < 0: not reached; ends when the new side accepts connections, before
+                                  the statistics */
     char *downtime_from;       /* what the downtime is measured from */
+    char *downtime_until;      /* what ends it */
+    double statistics_seconds; /* ANALYZE / vacuumdb --analyze-in-stages after the downtime (< 0: not run) */
+    int jobs;                  /* the effective jobs (upgrade_tune_jobs) */
+    upgrade_setting settings[3]; /* the effective jobs, maintenance_work_mem, max_parallel_maintenance_workers */
+    int nsettings;
     char **databases;          /* databases upgraded (old side's, without templates) */
     int ndatabases;
     char *vector_before;       /* extversion of vector before / after (the first database having it) */
@@ -110,6 +121,13 @@ bool upgrade_run_dump(const upgrade_options *o, upgrade_result *res);
 void upgrade_result_free(upgrade_result *res);
 
 /* ---- shared by the two methods (upgrade_common.c) --------------------------------------------- */
+
+/* Zeroes *res, then: downtime and statistics not reached, status UPG_ST_FAILED until a run says
+ * otherwise, res->jobs and settings[0] from upgrade_tune_jobs(o->jobs). Returns false when out of
+ * memory (res is still freed with upgrade_result_free). */
+bool upgrade_result_init(const upgrade_options *o, upgrade_result *res);
+/* Moves *s into res->settings (s is zeroed); frees it when the array is full. */
+void upgrade_setting_add(upgrade_result *res, upgrade_setting *s);
 
 /* Adds a preflight check; detail is printf-formatted. Logs a failing check as an error and a
  * passing one at info level ("preflight: NAME: detail"). */

@@ -470,7 +470,7 @@ static void make_plan(pgu *u)
     if (u->oldd.running) {
         upgrade_plan_add(res, "pg_upgrade --check against the running old cluster (%s mode, %d job(s)): not part of "
                               "the downtime",
-                         upgrade_mode_name(o->mode), o->jobs);
+                         upgrade_mode_name(o->mode), res->jobs);
         upgrade_plan_add(res, "stop the old cluster (pg_ctl stop -D %s -m fast): downtime starts", u->oldd.datadir);
     }
     if (u->have_snaps)
@@ -482,7 +482,7 @@ static void make_plan(pgu *u)
                               "database(s) for the proof (row counts, vector checksums over %d rows), stop it",
                          u->ndbs, o->sample_rows);
     if (!u->oldd.running)
-        upgrade_plan_add(res, "pg_upgrade --check (%s mode, %d job(s))", upgrade_mode_name(o->mode), o->jobs);
+        upgrade_plan_add(res, "pg_upgrade --check (%s mode, %d job(s))", upgrade_mode_name(o->mode), res->jobs);
     upgrade_plan_add(res, "pg_upgrade --%s -b %s -B %s -d %s -D %s", upgrade_mode_name(o->mode), u->oldi.bindir,
                      u->newi.bindir, u->oldd.datadir, u->new_dir);
     upgrade_plan_add(res, "start the new cluster privately: downtime ends when it accepts connections");
@@ -531,7 +531,7 @@ static int run_pg_upgrade_prog(pgu *u, bool check_only, bool live)
 {
     char *sock = proc_path(u->res->work_dir, "sock_pgu");
     char jobs[16], oport[16], nport[16], mode[16];
-    snprintf(jobs, sizeof jobs, "%d", u->o->jobs);
+    snprintf(jobs, sizeof jobs, "%d", u->res->jobs);
     snprintf(oport, sizeof oport, "%d", live ? u->oldd.port : OLD_PORT);
     snprintf(nport, sizeof nport, "%d", NEW_PORT);
     snprintf(mode, sizeof mode, "--%s", upgrade_mode_name(u->o->mode));
@@ -611,6 +611,7 @@ static bool post_upgrade(pgu *u, const char *conninfo)
     if (rc != 0)
         return false;
     upgrade_phase_end(res, "analyze", t0);
+    res->statistics_seconds = progress_now() - t0;
 
     upgrade_pause_before_proof(conninfo);
     t0 = progress_now();
@@ -652,9 +653,8 @@ static void undo_new(pgu *u)
 
 bool upgrade_run_pg_upgrade(const upgrade_options *o, upgrade_result *res)
 {
-    memset(res, 0, sizeof *res);
-    res->downtime_seconds = -1;
-    res->status = UPG_ST_FAILED; /* until proven otherwise */
+    if (!upgrade_result_init(o, res))
+        return false;
     pgu u = {.o = o, .res = res, .t_start = progress_now()};
     if (!upgrade_workdir(o, res)) {
         upgrade_fail(res, UPG_ST_REFUSED, "no work directory");
@@ -776,6 +776,8 @@ bool upgrade_run_pg_upgrade(const upgrade_options *o, upgrade_result *res)
         goto out;
     }
     res->downtime_seconds = s.started - down0;
+    res->downtime_until = strdup("the upgraded cluster accepted connections (pgmemctl's private start); the "
+                                 "extension updates, the statistics (vacuumdb --analyze-in-stages) and the proof follow");
     upgrade_phase_end(res, "start_new", t0);
     bool post_ok = post_upgrade(&u, s.conninfo);
     t0 = progress_now();
