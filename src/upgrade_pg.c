@@ -107,6 +107,25 @@ static char *absolute_in_parent(const char *path)
 
 /* ---- preflight: installations and directories ------------------------------------------------- */
 
+/* The check NAME: every program of progs is in bindir and executable; on failure the detail lists
+ * the missing ones. Returns whether it passed. */
+static bool check_programs(upgrade_result *res, const char *name, const char *bindir, const char *const *progs)
+{
+    char missing[512] = "";
+    size_t len = 0;
+    for (int i = 0; progs[i]; i++)
+        if (!file_exists(bindir, progs[i]) && len < sizeof missing)
+            len += (size_t) snprintf(missing + len, sizeof missing - len, "%s%s", len ? ", " : "", progs[i]);
+    if (!*missing)
+        return true;
+    upgrade_check_add(res, name, false,
+                      "%s lacks %s, which pg_upgrade needs from this installation (an installation of the server "
+                      "alone cannot be upgraded by pg_upgrade: use --method dump, or install its client and "
+                      "utility programs)",
+                      bindir, missing);
+    return false;
+}
+
 static bool check_static(pgu *u)
 {
     const upgrade_options *o = u->o;
@@ -120,6 +139,14 @@ static bool check_static(pgu *u)
         upgrade_check_add(res, "new_bindir", false, "%s is not a usable PostgreSQL installation", o->new_bindir);
         return false;
     }
+    /* what pg_upgrade runs from each installation (an installation of the server alone, such as an
+     * embedded PostgreSQL package, lacks pg_controldata) */
+    static const char *const old_progs[] = {"postgres", "pg_ctl", "pg_controldata", NULL};
+    static const char *const new_progs[] = {"postgres", "pg_ctl", "pg_controldata", "initdb", "pg_upgrade",
+                                            "pg_dump", "pg_dumpall", "pg_resetwal", "psql", "vacuumdb", NULL};
+    if (!check_programs(res, "old_bindir", u->oldi.bindir, old_progs) ||
+        !check_programs(res, "new_bindir", u->newi.bindir, new_progs))
+        return false;
     res->old_version = strdup(u->oldi.version);
     res->new_version = strdup(u->newi.version);
     res->old_major = u->oldi.major;
