@@ -23,14 +23,8 @@
 
 TestSuite(upgrade, .fini = tu_leak_check, .timeout = 900);
 
-static const char *env_dir(const char *name)
-{
-    const char *v = getenv(name);
-    cr_assert(v && *v, "%s is not set (scripts/run-tests sets it from scripts/install-deps)", name);
-    return v;
-}
-static const char *pg15(void) { return env_dir("PGMEMCTL_PG15_MAIN_BINDIR"); }
-static const char *pg17(void) { return env_dir("PGMEMCTL_PG17_BINDIR"); }
+static const char *pg15(void) { return tu_env_dir("PGMEMCTL_PG15_MAIN_BINDIR"); }
+static const char *pg17(void) { return tu_env_dir("PGMEMCTL_PG17_BINDIR"); }
 
 static char *sandbox_base(void)
 {
@@ -39,11 +33,7 @@ static char *sandbox_base(void)
 }
 
 /* A sandbox name unique to this test process. */
-static char *sb_name(const char *tag)
-{
-    static int counter;
-    return tu_printf("upg%d-%d-%s", (int) getpid(), ++counter, tag);
-}
+static char *sb_name(const char *tag) { return tu_sandbox_name("upg", tag); }
 
 static char *sb_data(const char *name)
 {
@@ -53,45 +43,7 @@ static char *sb_data(const char *name)
     return d;
 }
 
-/* Runs scripts/pg-sandbox with args (no shell) and returns its stdout, trimmed; asserts exit 0. */
-static char *sandbox(const char *const *args)
-{
-    char *dir = tu_tempdir();
-    char *out_path = tu_printf("%s/out", dir), *err_path = tu_printf("%s/err", dir);
-    char *script = tu_printf("%s/scripts/pg-sandbox", tu_repo());
-    const char *argv[12] = {script};
-    int n = 1;
-    for (int i = 0; args[i] && n < 11; i++)
-        argv[n++] = args[i];
-    argv[n] = NULL;
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    cr_assert(pid >= 0, "fork");
-    if (pid == 0) {
-        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600), e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
-            _exit(126);
-        execv(script, (char *const *) argv);
-        _exit(127);
-    }
-    int st = 0;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    char *out = tu_read_file(out_path);
-    char *err = tu_read_file(err_path);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "pg-sandbox %s %s failed (%d): %s", args[0],
-              args[1] ? args[1] : "", st, err);
-    tu_rmtree(dir);
-    free(dir);
-    free(out_path);
-    free(err_path);
-    free(script);
-    free(err);
-    size_t len = strlen(out);
-    while (len && (out[len - 1] == '\n' || out[len - 1] == ' '))
-        out[--len] = '\0';
-    return out;
-}
+static char *sandbox(const char *const *args) { return tu_sandbox(args); }
 
 /* Creates the directory that will hold the data directory path (its parent). */
 static void mk_parent(const char *path)
