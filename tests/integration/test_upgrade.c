@@ -189,6 +189,11 @@ static void assert_upgraded_json(const cJSON *doc, const char *mode)
     cr_assert_eq(cJSON_GetArraySize(tu_json_array(proof, "mismatches")), 0);
     double down = tu_json_num(doc, "downtime_seconds"), total = tu_json_num(doc, "total_seconds");
     cr_assert(down > 0 && down <= total, "downtime %g, total %g", down, total);
+    /* the downtime ends when the new cluster accepts connections: the statistics come after it */
+    double stats = tu_json_num(doc, "statistics_seconds");
+    cr_assert(stats >= 0 && down + stats <= total, "statistics %g, downtime %g, total %g", stats, down, total);
+    cr_assert(tu_contains(tu_json_str(doc, "downtime_until"), "accepted connections"));
+    cr_assert_lt(phase_index(doc, "start_new"), phase_index(doc, "analyze"));
     for (const char *const *p = (const char *const[]){"preflight", "pg_upgrade_check", "pg_upgrade", "start_new",
                                                        "extensions", "analyze", "proof", NULL};
          *p; p++)
