@@ -2,7 +2,8 @@
  * pg_upgrade on the same host (upgrade_pg.c) or by dump and restore between two servers
  * (upgrade_dump.c), each with a preflight that runs before anything is touched and a proof
  * afterwards (upgrade_proof.h). Both fill an upgrade_result; upgrade_render.c turns it into the
- * JSON document and the rollback steps. */
+ * JSON document and the rollback steps. The jobs and the restore's index-build settings, when the
+ * options leave them out, come from upgrade_tuning.h. */
 #ifndef PGMEMCTL_UPGRADE_H
 #define PGMEMCTL_UPGRADE_H
 
