@@ -188,6 +188,11 @@ bool upgrade_probe_new(const char *conninfo, const compat_list *l, compat_ext_ru
  * waits until the file is removed (at most 10 minutes), so a test can change the new side first.
  * A no-op otherwise. */
 void upgrade_pause_before_proof(const char *conninfo);
+/* The same for any point of a run: when $env_name names a file, writes info into it and waits
+ * (at most 10 minutes) until it is removed. PGMEMCTL_UPGRADE_PAUSE_BEFORE_STOP: the pg_upgrade
+ * method, right before it stops the running old cluster (after the live snapshot); info is the old
+ * data directory. */
+void upgrade_pause(const char *env_name, const char *info);
 
 /* The JSON document of a run (o for the method and inputs). Caller owns it. */
 cJSON *upgrade_render(const upgrade_options *o, const upgrade_result *res);

@@ -404,22 +404,24 @@ const char *upgrade_status_name(upgrade_status s)
     return "failed";
 }
 
-void upgrade_pause_before_proof(const char *conninfo)
+void upgrade_pause(const char *env_name, const char *info)
 {
-    const char *file = getenv("PGMEMCTL_UPGRADE_PAUSE_BEFORE_PROOF");
+    const char *file = getenv(env_name);
     if (!file || !*file)
         return;
     FILE *f = fopen(file, "w");
     if (!f) {
-        log_warn("upgrade: PGMEMCTL_UPGRADE_PAUSE_BEFORE_PROOF: cannot create %s: %s", file, strerror(errno));
+        log_warn("upgrade: %s: cannot create %s: %s", env_name, file, strerror(errno));
         return;
     }
-    fprintf(f, "%s\n", conninfo);
+    fprintf(f, "%s\n", info);
     fclose(f);
-    log_info("upgrade: paused before the proof until %s is removed (PGMEMCTL_UPGRADE_PAUSE_BEFORE_PROOF)", file);
+    log_info("upgrade: paused until %s is removed (%s)", file, env_name);
     double t0 = progress_now();
     while (access(file, F_OK) == 0 && progress_now() - t0 < 600) {
         struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
 }
+
+void upgrade_pause_before_proof(const char *conninfo) { upgrade_pause("PGMEMCTL_UPGRADE_PAUSE_BEFORE_PROOF", conninfo); }

@@ -340,21 +340,100 @@ done:
     return !take_snapshots || snapshot_old(u, conninfo);
 }
 
+/* How to reach the running old cluster: --old-conninfo, else its socket from postmaster.pid as the
+ * superuser. Newly allocated; NULL when out of memory. */
+static char *live_conninfo(const pgu *u)
+{
+    char *conninfo = NULL;
+    if (u->o->old_conninfo)
+        return strdup(u->o->old_conninfo);
+    char *qh = cluster_conninfo_value(u->oldd.socket_dir ? u->oldd.socket_dir : "/var/run/postgresql");
+    char *qu = cluster_conninfo_value(u->superuser);
+    if (qh && qu && asprintf(&conninfo, "host=%s port=%d user=%s", qh, u->oldd.port, qu) < 0)
+        conninfo = NULL;
+    free(qh);
+    free(qu);
+    return conninfo;
+}
+
+/* "X/Y" (an LSN as PostgreSQL prints it) as a number; false when it is not one. */
+static bool parse_lsn(const char *text, uint64_t *out)
+{
+    unsigned int hi, lo;
+    char tail;
+    if (!text || sscanf(text, "%X/%X%c", &hi, &lo, &tail) != 2)
+        return false;
+    *out = (uint64_t) hi << 32 | lo;
+    return true;
+}
+
+/* The proof's snapshot of the running old cluster, taken right before pgmemctl stops it, so that
+ * it is not part of the downtime. *lsn (newly allocated) is the WAL insert position read before
+ * it: the snapshot holds only when the shutdown checkpoint's REDO location is that position, i.e.
+ * nothing was written in between (wal_unchanged). Not taken (false, a reason logged) when a
+ * database has an unlogged table or materialized view, whose writes leave no WAL. */
+static bool snapshot_live(pgu *u, char **lsn)
+{
+    *lsn = NULL;
+    char *conninfo = live_conninfo(u);
+    if (!conninfo)
+        return false;
+    bool ok = true;
+    for (int i = 0; ok && i < u->ndbs; i++) {
+        pg_conn *c = pg_connect_db(conninfo, u->dbs[i], "pgmemctl upgrade proof", 0);
+        int64_t unlogged = -1;
+        if (!c || !pg_query_int64(c, "SELECT count(*) FROM pg_class WHERE relpersistence = 'u' AND relkind IN ('r', 'm')",
+                                  0, NULL, &unlogged) ||
+            unlogged != 0) {
+            log_info("upgrade: %s: the proof's snapshot is taken after the stop", unlogged > 0
+                         ? "an unlogged table changes without WAL"
+                         : "the running old cluster could not be read for the snapshot");
+            ok = false;
+        }
+        if (ok && i == 0) {
+            bool found;
+            *lsn = pg_query_text(c, "SELECT pg_current_wal_insert_lsn()::text", 0, NULL, &found);
+            ok = *lsn != NULL;
+        }
+        pg_close(c);
+    }
+    ok = ok && snapshot_old(u, conninfo);
+    free(conninfo);
+    if (!ok) {
+        for (int i = 0; u->snaps && i < u->ndbs; i++)
+            proof_snapshot_free(&u->snaps[i]);
+        free(u->snaps);
+        u->snaps = NULL;
+        u->have_snaps = false;
+        free(*lsn);
+        *lsn = NULL;
+    }
+    return ok;
+}
+
+/* After the stop: whether the old cluster's shutdown checkpoint starts at lsn, the WAL position
+ * read before the live snapshot (nothing written after it). */
+static bool wal_unchanged(pgu *u, const char *lsn)
+{
+    cluster_datadir d;
+    if (!cluster_datadir_inspect(&u->oldi, u->oldd.datadir, u->res->work_dir, &u->as, &d))
+        return false;
+    uint64_t before, redo;
+    bool same = parse_lsn(lsn, &before) && parse_lsn(d.checkpoint_redo, &redo) && redo == before &&
+                d.state && !strcmp(d.state, "shut down");
+    log_info("upgrade: WAL position before the live snapshot %s, the shutdown checkpoint's REDO %s: %s", lsn,
+             d.checkpoint_redo ? d.checkpoint_redo : "?",
+             same ? "nothing was written in between, the snapshot holds"
+                  : "written in between, the snapshot is taken again after the stop");
+    cluster_datadir_free(&d);
+    return same;
+}
+
 /* The old cluster's facts: through its own socket when it runs, else a private start. */
 static bool preflight_old(pgu *u)
 {
     if (u->oldd.running) {
-        char *conninfo = NULL;
-        if (u->o->old_conninfo)
-            conninfo = strdup(u->o->old_conninfo);
-        else {
-            char *qh = cluster_conninfo_value(u->oldd.socket_dir ? u->oldd.socket_dir : "/var/run/postgresql");
-            char *qu = cluster_conninfo_value(u->superuser);
-            if (qh && qu && asprintf(&conninfo, "host=%s port=%d user=%s", qh, u->oldd.port, qu) < 0)
-                conninfo = NULL;
-            free(qh);
-            free(qu);
-        }
+        char *conninfo = live_conninfo(u);
         bool ok = conninfo && read_old(u, conninfo, false);
         free(conninfo);
         return ok;
@@ -494,20 +573,22 @@ static void make_plan(pgu *u)
                               "in the preflight: %s, PostgreSQL %s, encoding %s, collate %s, ctype %s%s)",
                          u->new_dir, u->newi.version, u->encoding, u->collate, u->ctype,
                          u->oldd.checksum_version ? ", data checksums" : "");
-    if (u->oldd.running) {
+    if (u->oldd.running)
         upgrade_plan_add(res, "pg_upgrade --check against the running old cluster (%s mode, %d job(s)): not part of "
                               "the downtime",
                          upgrade_mode_name(o->mode), res->jobs);
-        upgrade_plan_add(res, "stop the old cluster (pg_ctl stop -D %s -m fast): downtime starts", u->oldd.datadir);
-    }
     if (u->have_snaps)
         upgrade_plan_add(res, "the proof's snapshot of %d database(s) (row counts, vector checksums over %d rows) was "
                               "taken during the preflight, while only pgmemctl could reach the old cluster",
                          u->ndbs, o->sample_rows);
-    else
-        upgrade_plan_add(res, "start the old cluster privately (no TCP, pgmemctl's own socket), snapshot %d "
-                              "database(s) for the proof (row counts, vector checksums over %d rows), stop it",
+    else if (u->oldd.running)
+        upgrade_plan_add(res, "the proof's snapshot of %d database(s) (row counts, vector checksums over %d rows) on "
+                              "the running old cluster right before the stop, outside the downtime; kept when no WAL "
+                              "is written between it and the shutdown checkpoint (the application's writes stopped), "
+                              "else taken again by a private start after the stop",
                          u->ndbs, o->sample_rows);
+    if (u->oldd.running)
+        upgrade_plan_add(res, "stop the old cluster (pg_ctl stop -D %s -m fast): downtime starts", u->oldd.datadir);
     if (!u->oldd.running)
         upgrade_plan_add(res, "pg_upgrade --check (%s mode, %d job(s))", upgrade_mode_name(o->mode), res->jobs);
     upgrade_plan_add(res, "pg_upgrade --%s -b %s -B %s -d %s -D %s", upgrade_mode_name(o->mode), u->oldi.bindir,
@@ -736,10 +817,18 @@ bool upgrade_run_pg_upgrade(const upgrade_options *o, upgrade_result *res)
         checked = true;
     }
 
-    /* 4. the old cluster down; the proof's snapshot when it was live during the preflight */
+    /* 4. the old cluster down; the proof's snapshot when it was live during the preflight: on the
+     * live cluster right before the stop, kept when no WAL was written between it and the shutdown
+     * checkpoint, else taken again by a private start after the stop */
     double down0 = u.t_start;
     res->downtime_from = strdup("the start of the run (the old cluster was not running)");
     if (u.oldd.running) {
+        char *lsn = NULL;
+        t0 = progress_now();
+        bool live = snapshot_live(&u, &lsn);
+        if (live)
+            upgrade_phase_end(res, "snapshot_live", t0);
+        upgrade_pause("PGMEMCTL_UPGRADE_PAUSE_BEFORE_STOP", u.oldd.datadir);
         t0 = progress_now();
         if (!cluster_stop_external(&u.oldi, u.oldd.datadir, res->work_dir, &u.as)) {
             undo_new(&u);
@@ -750,6 +839,14 @@ bool upgrade_run_pg_upgrade(const upgrade_options *o, upgrade_result *res)
         free(res->downtime_from);
         res->downtime_from = strdup("the old cluster stopped by pgmemctl");
         upgrade_phase_end(res, "stop_old", t0);
+        if (live && !wal_unchanged(&u, lsn)) {
+            for (int i = 0; i < u.ndbs; i++)
+                proof_snapshot_free(&u.snaps[i]);
+            free(u.snaps);
+            u.snaps = NULL;
+            u.have_snaps = false;
+        }
+        free(lsn);
     }
     if (!u.have_snaps) {
         t0 = progress_now();
