@@ -411,19 +411,58 @@ static bool snapshot_live(pgu *u, char **lsn)
     return ok;
 }
 
-/* After the stop: whether the old cluster's shutdown checkpoint starts at lsn, the WAL position
- * read before the live snapshot (nothing written after it). */
+/* Whether the WAL of the stopped old cluster from `from` to `to` (LSN texts) holds no commit: every
+ * change a client made visible after the live snapshot has one (what the WAL may hold without one,
+ * such as the background writer's standby snapshots, on-access pruning or a sequence's advance,
+ * changes no row the proof counts). Read with the old installation's pg_waldump; false when it
+ * cannot be read. found gets the records' kinds for the log ("Standby/RUNNING_XACTS ..."). */
+static bool wal_has_no_commit(pgu *u, const char *from, const char *to, char *found, size_t found_len)
+{
+    char *waldir = proc_path(u->oldd.datadir, "pg_wal");
+    const char *argv[] = {"pg_waldump", "--path", waldir, "--start", from, "--end", to, NULL};
+    char *text = NULL;
+    int rc = waldir && file_exists(u->oldi.bindir, "pg_waldump")
+                 ? cluster_run(&u->oldi, argv, u->res->work_dir, "pg_waldump.out", &u->as, 120, &text)
+                 : -1;
+    free(waldir);
+    bool commit = false;
+    size_t len = 0;
+    found[0] = '\0';
+    for (const char *line = text; rc == 0 && line && *line;) {
+        const char *rm = strstr(line, "rmgr: "), *desc = strstr(line, "desc: "), *nl = strchr(line, '\n');
+        if (rm && desc && (!nl || desc < nl)) {
+            rm += strlen("rmgr: ");
+            desc += strlen("desc: ");
+            int rl = (int) strcspn(rm, " "), dl = (int) strcspn(desc, " \n");
+            if (rl == 11 && !strncmp(rm, "Transaction", 11) && !strncmp(desc, "COMMIT", 6))
+                commit = true;
+            if (len < found_len)
+                len += (size_t) snprintf(found + len, found_len - len, "%s%.*s/%.*s", len ? " " : "", rl, rm, dl, desc);
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    if (rc != 0)
+        snprintf(found, found_len, "pg_waldump could not read it (exit status %d)", rc);
+    free(text);
+    return rc == 0 && !commit;
+}
+
+/* After the stop: whether the live snapshot (taken after reading the WAL position lsn) holds, i.e.
+ * no commit between lsn and the shutdown checkpoint's REDO location. */
 static bool wal_unchanged(pgu *u, const char *lsn)
 {
     cluster_datadir d;
     if (!cluster_datadir_inspect(&u->oldi, u->oldd.datadir, u->res->work_dir, &u->as, &d))
         return false;
     uint64_t before, redo;
-    bool same = parse_lsn(lsn, &before) && parse_lsn(d.checkpoint_redo, &redo) && redo == before &&
-                d.state && !strcmp(d.state, "shut down");
-    log_info("upgrade: WAL position before the live snapshot %s, the shutdown checkpoint's REDO %s: %s", lsn,
-             d.checkpoint_redo ? d.checkpoint_redo : "?",
-             same ? "nothing was written in between, the snapshot holds"
+    bool parsed = parse_lsn(lsn, &before) && parse_lsn(d.checkpoint_redo, &redo) && redo >= before && d.state &&
+                  !strcmp(d.state, "shut down");
+    char found[512] = "none";
+    bool same = parsed && (redo == before || wal_has_no_commit(u, lsn, d.checkpoint_redo, found, sizeof found));
+    log_info("upgrade: WAL position before the live snapshot %s, the shutdown checkpoint's REDO %s (records in "
+             "between: %s): %s",
+             lsn, d.checkpoint_redo ? d.checkpoint_redo : "?", found,
+             same ? "no commit in between, the snapshot holds"
                   : "written in between, the snapshot is taken again after the stop");
     cluster_datadir_free(&d);
     return same;
