@@ -146,13 +146,13 @@ fuzz: deps
 deps:
 	scripts/install-deps
 
-# `make check`: installs what it needs (PostgreSQL 17 and 15.18 for the major-upgrade tests too, and the
+# `make check`: installs what it needs (PostgreSQL 17, 15.18 and 16.14 for the major-upgrade tests too, and the
 # static build's libraries: the first time builds of several minutes, cached afterwards), builds with
 # ASan/UBSan and the static binary (whose empty-root tests run with the others), runs unit tests, the
 # replay of the fuzz corpus (tests/fuzz/corpus) and integration tests against throwaway PostgreSQL
 # sandboxes that it starts and stops itself.
 check: deps
-	scripts/install-deps --with-pg17 --with-pg15-main >/dev/null
+	scripts/install-deps --with-pg17 --with-pg15-main --with-pg16 >/dev/null
 	$(MAKE) SAN=1 check-build
 	$(MAKE) static
 	scripts/run-tests

@@ -295,6 +295,7 @@ bool cluster_datadir_inspect(const cluster_install *inst, const char *datadir, c
     out->block_size = v ? atoll(v) : 0;
     free(v);
     out->system_id = control_value(text, "Database system identifier");
+    out->checkpoint_redo = control_value(text, "Latest checkpoint's REDO location");
     if (!out->state) {
         log_error("pg_controldata -D %s printed no cluster state", real);
         goto done;
@@ -316,6 +317,7 @@ void cluster_datadir_free(cluster_datadir *d)
     free(d->socket_dir);
     free(d->state);
     free(d->system_id);
+    free(d->checkpoint_redo);
     memset(d, 0, sizeof *d);
 }
 

@@ -45,6 +45,7 @@ typedef struct {
     int64_t wal_segsize;   /* "Bytes per WAL segment" */
     int64_t block_size;    /* "Database block size" */
     char *system_id;       /* "Database system identifier" */
+    char *checkpoint_redo; /* "Latest checkpoint's REDO location", e.g. "0/1A2B3C8"; NULL when not printed */
 } cluster_datadir;
 
 /* Reads datadir: PG_VERSION, the owner, postmaster.pid and `pg_controldata` of inst (run as

@@ -46,9 +46,14 @@ const opt_spec cmd_upgrade_specs[] = {
      .help = "dump: the new version's pg_dump, pg_dumpall and pg_restore (default: found by version)"},
     /* checked by the target server in the preflight (upgrade_dump.c), before anything changes */
     {"maintenance-work-mem", 0, OPT_SIZE, NULL, true, "SIZE",
-     "dump: maintenance_work_mem of pg_restore's sessions (index builds), e.g. 1GB (default: the target's)",
+     "dump: maintenance_work_mem of pg_restore's sessions (index builds), e.g. 1GB (default: 1GB, capped by "
+     "the target's memory)",
      .min = 1048576, .max = OPT_NO_MAX},
-    {"jobs", 'j', OPT_INT, "1", true, "N", "parallel jobs for pg_upgrade, pg_dump and pg_restore", .min = 1,
+    {"maintenance-workers", 0, OPT_INT, NULL, true, "N",
+     "dump: max_parallel_maintenance_workers of pg_restore's sessions (default: the CPU count - 1, at most 7)",
+     .min = 0, .max = 1024},
+    {"jobs", 'j', OPT_INT, NULL, true, "N",
+     "parallel jobs for pg_upgrade, pg_dump and pg_restore (default: the CPU count, at most 8)", .min = 1,
      .max = 256},
     {"sample-rows", 0, OPT_INT, "1000", true, "N", "proof: rows per vector column in the checksum", .min = 1,
      .max = OPT_NO_MAX},
@@ -98,7 +103,9 @@ static int prepare(const cmd_ctx *ctx, const opts *o, void *state, bool *needs_d
                             .to = opts_str(o, "to"),
                             .tools_bindir = opts_str(o, "tools-bindir"),
                             .maintenance_work_mem = opts_str(o, "maintenance-work-mem"),
-                            .jobs = (int) opts_int(o, "jobs"),
+                            .maintenance_workers =
+                                opts_isset(o, "maintenance-workers") ? (int) opts_int(o, "maintenance-workers") : -1,
+                            .jobs = opts_isset(o, "jobs") ? (int) opts_int(o, "jobs") : 0,
                             .sample_rows = (int) opts_int(o, "sample-rows"),
                             .work_dir = opts_str(o, "work-dir"),
                             .dry_run = opts_bool(o, "dry-run")};
@@ -150,8 +157,9 @@ static int prepare(const cmd_ctx *ctx, const opts *o, void *state, bool *needs_d
         if (!need(o, "old-bindir", method) || !need(o, "new-bindir", method) || !need(o, "old-datadir", method) ||
             !need(o, "new-datadir", method))
             return EXIT_USAGE;
-        if (uo->from || uo->to || uo->tools_bindir || uo->maintenance_work_mem) {
-            log_error("upgrade: --from, --to, --tools-bindir and --maintenance-work-mem belong to --method dump");
+        if (uo->from || uo->to || uo->tools_bindir || uo->maintenance_work_mem || uo->maintenance_workers >= 0) {
+            log_error("upgrade: --from, --to, --tools-bindir, --maintenance-work-mem and --maintenance-workers belong "
+                      "to --method dump");
             return EXIT_USAGE;
         }
         if (uo->old_conninfo)
@@ -213,7 +221,7 @@ static int run(const cmd_ctx *ctx, const opts *o, pg_conn *c, void *state, cmd_r
     "usage: pgmemctl upgrade --method pg_upgrade --old-bindir DIR --new-bindir DIR --old-datadir DIR\n"            \
     "                        --new-datadir DIR [--mode link|copy|clone] [--jobs N] [--stop-old]\n"                 \
     "       pgmemctl upgrade --method dump --from CONNINFO --to CONNINFO [--jobs N]\n"                             \
-    "                        [--maintenance-work-mem SIZE]\n"                                                      \
+    "                        [--maintenance-work-mem SIZE] [--maintenance-workers N]\n"                            \
     "       pgmemctl upgrade --method logical --from CONNINFO --to CONNINFO [--publisher-conninfo CONNINFO]\n"    \
     "                        [--maintenance-work-mem SIZE] [--jobs N] [--work-dir DIR] [--abort]\n"              \
     "       pgmemctl upgrade-pg16-to-pg17 …   (= upgrade --from-version 16 --to-version 17)\n"                     \

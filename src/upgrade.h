@@ -2,12 +2,14 @@
  * pg_upgrade on the same host (upgrade_pg.c), by dump and restore between two servers
  * (upgrade_dump.c) or by logical replication between two servers (upgrade_logical.c), each with a preflight that runs before anything is touched and a proof
  * afterwards (upgrade_proof.h). Both fill an upgrade_result; upgrade_render.c turns it into the
- * JSON document and the rollback steps. */
+ * JSON document and the rollback steps. The jobs and the restore's index-build settings, when the
+ * options leave them out, come from upgrade_tuning.h. */
 #ifndef PGMEMCTL_UPGRADE_H
 #define PGMEMCTL_UPGRADE_H
 
 #include "upgrade_compat.h"
 #include "upgrade_proof.h"
+#include "upgrade_tuning.h"
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
@@ -31,14 +33,18 @@ typedef struct {
     /* --method dump and --method logical */
     const char *from, *to;     /* conninfos of the source and target servers */
     const char *tools_bindir;  /* the new version's pg_dump, pg_dumpall, pg_restore (NULL: found) */
-    const char *maintenance_work_mem; /* for pg_restore's sessions, e.g. "1GB" (NULL: the target's setting);
-                                         HNSW builds are much faster when the graph fits in it */
+    const char *maintenance_work_mem; /* for pg_restore's sessions, e.g. "1GB" (NULL: the default of
+                                         upgrade_tune_restore); HNSW builds are much faster when the
+                                         graph fits in it; the logical method's index builds too */
+    int maintenance_workers;   /* max_parallel_maintenance_workers of pg_restore's sessions (-1: the default
+                                  of upgrade_tune_restore) */
     /* --method logical */
     const char *publisher_conninfo; /* how the new server reaches the old one, keyword/value form without
                                        dbname (NULL: the parameters of pgmemctl's connection to --from) */
     bool abort_run;            /* --abort: undo an interrupted run recorded in the work directory */
     /* all */
-    int jobs;                  /* pg_upgrade --jobs, pg_dump/pg_restore -j (>= 1) */
+    int jobs;                  /* pg_upgrade --jobs, pg_dump/pg_restore -j, the logical method's index build
+                                  workers + 1 (>= 1; 0: the default of upgrade_tune_jobs) */
     int sample_rows;           /* rows per vector column in the proof's checksum */
     const char *work_dir;      /* logs, dumps, sockets (NULL: a new /tmp/pgmemctl-upgrade-XXXXXX) */
     bool dry_run;              /* preflight and plan only */
@@ -88,8 +94,14 @@ typedef struct {
     upgrade_phase *phases;
     int nphases, phases_cap;
     double total_seconds;
-    double downtime_seconds;   /* < 0: not reached */
+    double downtime_seconds;   /* < 0: not reached; ends when the new side accepts connections, before
+                                  the statistics */
     char *downtime_from;       /* what the downtime is measured from */
+    char *downtime_until;      /* what ends it */
+    double statistics_seconds; /* ANALYZE / vacuumdb --analyze-in-stages after the downtime (< 0: not run) */
+    int jobs;                  /* the effective jobs (upgrade_tune_jobs) */
+    upgrade_setting settings[3]; /* the effective jobs, maintenance_work_mem, max_parallel_maintenance_workers */
+    int nsettings;
     char **databases;          /* databases upgraded (old side's, without templates) */
     int ndatabases;
     char *vector_before;       /* extversion of vector before / after (the first database having it) */
@@ -121,6 +133,13 @@ bool upgrade_run_logical(const upgrade_options *o, upgrade_result *res);
 void upgrade_result_free(upgrade_result *res);
 
 /* ---- shared by the two methods (upgrade_common.c) --------------------------------------------- */
+
+/* Zeroes *res, then: downtime and statistics not reached, status UPG_ST_FAILED until a run says
+ * otherwise, res->jobs and settings[0] from upgrade_tune_jobs(o->jobs). Returns false when out of
+ * memory (res is still freed with upgrade_result_free). */
+bool upgrade_result_init(const upgrade_options *o, upgrade_result *res);
+/* Moves *s into res->settings (s is zeroed); frees it when the array is full. */
+void upgrade_setting_add(upgrade_result *res, upgrade_setting *s);
 
 /* Adds a preflight check; detail is printf-formatted. Logs a failing check as an error and a
  * passing one at info level ("preflight: NAME: detail"). */
@@ -180,6 +199,11 @@ bool upgrade_probe_new(const char *conninfo, const compat_list *l, compat_ext_ru
  * waits until the file is removed (at most 10 minutes), so a test can change the new side first.
  * A no-op otherwise. */
 void upgrade_pause_before_proof(const char *conninfo);
+/* The same for any point of a run: when $env_name names a file, writes info into it and waits
+ * (at most 10 minutes) until it is removed. PGMEMCTL_UPGRADE_PAUSE_BEFORE_STOP: the pg_upgrade
+ * method, right before it stops the running old cluster (after the live snapshot); info is the old
+ * data directory. */
+void upgrade_pause(const char *env_name, const char *info);
 
 /* The JSON document of a run (o for the method and inputs). Caller owns it. */
 cJSON *upgrade_render(const upgrade_options *o, const upgrade_result *res);

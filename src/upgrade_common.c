@@ -156,6 +156,9 @@ void upgrade_result_free(upgrade_result *res)
         free(res->phases[i].name);
     free(res->phases);
     free(res->downtime_from);
+    free(res->downtime_until);
+    for (int i = 0; i < res->nsettings; i++)
+        upgrade_setting_free(&res->settings[i]);
     free_lines(res->databases, res->ndatabases);
     free(res->vector_before);
     free(res->vector_after);
@@ -172,6 +175,26 @@ void upgrade_result_free(upgrade_result *res)
     free(res->work_dir);
     cJSON_Delete(res->details);
     memset(res, 0, sizeof *res);
+}
+
+bool upgrade_result_init(const upgrade_options *o, upgrade_result *res)
+{
+    memset(res, 0, sizeof *res);
+    res->downtime_seconds = -1;
+    res->statistics_seconds = -1;
+    res->status = UPG_ST_FAILED; /* until proven otherwise */
+    res->jobs = upgrade_tune_jobs(o->jobs, &res->settings[0]);
+    res->nsettings = 1;
+    return res->jobs > 0;
+}
+
+void upgrade_setting_add(upgrade_result *res, upgrade_setting *s)
+{
+    if (res->nsettings < (int) (sizeof res->settings / sizeof res->settings[0])) {
+        res->settings[res->nsettings++] = *s;
+        memset(s, 0, sizeof *s);
+    } else
+        upgrade_setting_free(s);
 }
 
 bool upgrade_workdir(const upgrade_options *o, upgrade_result *res)
@@ -405,12 +428,14 @@ static void pause_on_file(const char *file, const char *text, const char *why)
     }
 }
 
-void upgrade_pause_before_proof(const char *conninfo)
+void upgrade_pause(const char *env_name, const char *info)
 {
-    const char *file = getenv("PGMEMCTL_UPGRADE_PAUSE_BEFORE_PROOF");
+    const char *file = getenv(env_name);
     if (file && *file)
-        pause_on_file(file, conninfo, "PGMEMCTL_UPGRADE_PAUSE_BEFORE_PROOF");
+        pause_on_file(file, info, env_name);
 }
+
+void upgrade_pause_before_proof(const char *conninfo) { upgrade_pause("PGMEMCTL_UPGRADE_PAUSE_BEFORE_PROOF", conninfo); }
 
 void upgrade_pause_at(const char *point, const char *conninfo)
 {

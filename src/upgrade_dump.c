@@ -28,6 +28,9 @@ typedef struct {
     char **dbs;
     int ndbs;
     bool *exists;              /* per database: already on the target (and empty) */
+    upgrade_restore_tuning tune; /* maintenance_work_mem and workers of pg_restore's sessions */
+    bool tuned;
+    char *pgoptions;           /* PGOPTIONS of pg_restore: the tuning's settings */
 } dmp;
 
 static const char *const tools_needed[] = {"pg_dump", "pg_dumpall", "pg_restore", NULL};
@@ -171,6 +174,45 @@ static bool check_target_db(dmp *d, int i)
     return true;
 }
 
+/* One setting of pg_restore's sessions tried on the target (set_config in a rolled-back transaction),
+ * as the check NAME. */
+static void try_setting(dmp *d, const upgrade_setting *s)
+{
+    const char *p[] = {s->name, s->value};
+    bool found;
+    pg_run(d->dst, "BEGIN", 0, NULL);
+    char *v = pg_query_text(d->dst, "SELECT set_config($1, $2, true)", 2, p, &found);
+    char err[512];
+    if (!v)
+        pg_error_text(d->dst, err, sizeof err);
+    pg_rollback(d->dst);
+    if (v)
+        upgrade_check_add(d->res, s->name, true, "pg_restore's sessions build indexes with %s = %s (%s: %s)", s->name,
+                          s->value, s->source, s->rule);
+    else
+        upgrade_check_add(d->res, s->name, false, "the target rejects %s = %s (%s: %s): %s", s->name, s->value,
+                          s->source, s->rule, err);
+    free(v);
+}
+
+/* maintenance_work_mem and max_parallel_maintenance_workers of the restore (the options' values or
+ * upgrade_tune_restore's defaults), each tried on the target, and recorded in res->settings. */
+static bool tune_restore(dmp *d)
+{
+    if (!upgrade_tune_restore(d->dst, d->res->jobs, d->o->maintenance_work_mem, d->o->maintenance_workers,
+                              &d->tune))
+        return false;
+    d->tuned = true;
+    d->pgoptions = upgrade_restore_pgoptions(&d->tune);
+    if (!d->pgoptions)
+        return false;
+    try_setting(d, &d->tune.mwm_setting);
+    try_setting(d, &d->tune.workers_setting);
+    upgrade_setting_add(d->res, &d->tune.mwm_setting);
+    upgrade_setting_add(d->res, &d->tune.workers_setting);
+    return true;
+}
+
 static bool preflight(dmp *d)
 {
     const upgrade_options *o = d->o;
@@ -197,16 +239,8 @@ static bool preflight(dmp *d)
     upgrade_check_versions(res, o, "the source", "the target");
     if (!find_tools(d, res->new_major))
         return true;
-    if (o->maintenance_work_mem) {
-        const char *p[] = {o->maintenance_work_mem};
-        bool found;
-        char *mwm = pg_query_text(d->dst, "SELECT set_config('maintenance_work_mem', $1, false)", 1, p, &found);
-        upgrade_check_add(res, "maintenance_work_mem", mwm != NULL, mwm ? "pg_restore's sessions build indexes with "
-                                                                      "maintenance_work_mem = %s"
-                                                                    : "the target rejects maintenance_work_mem = %s",
-                          o->maintenance_work_mem);
-        free(mwm);
-    }
+    if (!tune_restore(d))
+        return false;
     d->ndbs = upgrade_list_databases(d->src, &d->dbs);
     if (d->ndbs < 0)
         return false;
@@ -319,12 +353,12 @@ static int run_tool(dmp *d, pg_conn *c, const char *const *argv, const char *log
 {
     int ne = 0;
     char **env = pg_child_env(c, &ne);
-    /* pg_restore's sessions build the indexes: give them --maintenance-work-mem */
-    if (env && d->o->maintenance_work_mem && c == d->dst) {
+    /* pg_restore's sessions build the indexes: give them the restore's settings */
+    if (env && d->pgoptions && c == d->dst) {
         char **grown = realloc(env, (size_t) (ne + 2) * sizeof *env);
         if (grown) {
             env = grown;
-            if (asprintf(&env[ne], "PGOPTIONS=-c maintenance_work_mem=%s", d->o->maintenance_work_mem) >= 0)
+            if (asprintf(&env[ne], "PGOPTIONS=%s", d->pgoptions) >= 0)
                 ne++;
             env[ne] = NULL;
         }
@@ -362,14 +396,15 @@ static int run_tool(dmp *d, pg_conn *c, const char *const *argv, const char *log
     return rc;
 }
 
-/* One database: snapshot + dump on the source, restore + extensions + ANALYZE on the target. */
+/* One database: snapshot + dump on the source, restore + extensions on the target (the statistics
+ * come later: analyze_db). */
 static bool move_db(dmp *d, int i, proof_snapshot *snap)
 {
     upgrade_result *res = d->res;
     const char *db = d->dbs[i];
     char *qdb = cluster_conninfo_value(db), *dbarg = NULL, *dir = NULL, *jobs = NULL;
     if (!qdb || asprintf(&dbarg, "dbname=%s", qdb) < 0 || asprintf(&dir, "%s/dump-%d", res->work_dir, i) < 0 ||
-        asprintf(&jobs, "%d", d->o->jobs) < 0)
+        asprintf(&jobs, "%d", d->res->jobs) < 0)
         return false;
     bool ok = false;
     char *text = NULL, *snapid = NULL;
@@ -429,12 +464,12 @@ static bool move_db(dmp *d, int i, proof_snapshot *snap)
 
     t0 = progress_now();
     t = pg_connect_db(d->o->to, db, "pgmemctl upgrade", 0);
-    if (!t || !upgrade_update_extensions(t, db, res) || !pg_run(t, "ANALYZE", 0, NULL)) {
-        upgrade_fail(res, UPG_ST_FAILED, "database %s on the target: extensions or ANALYZE failed%s%s", db,
+    if (!t || !upgrade_update_extensions(t, db, res)) {
+        upgrade_fail(res, UPG_ST_FAILED, "database %s on the target: updating the extensions failed%s%s", db,
                      t ? ": " : "", t ? pg_errmsg(t) : "");
         goto done;
     }
-    upgrade_phase_end(res, "analyze", t0);
+    upgrade_phase_end(res, "extensions", t0);
     ok = true;
 done:
     if (ok)
@@ -450,6 +485,21 @@ done:
     return ok;
 }
 
+/* ANALYZE of one restored database, after the downtime: the planner's statistics. */
+static bool analyze_db(dmp *d, int i)
+{
+    double t0 = progress_now();
+    pg_conn *t = pg_connect_db(d->o->to, d->dbs[i], "pgmemctl upgrade", 0);
+    bool ok = t && pg_run(t, "ANALYZE", 0, NULL);
+    if (!ok)
+        upgrade_fail(d->res, UPG_ST_FAILED, "database %s on the target: ANALYZE failed%s%s", d->dbs[i], t ? ": " : "",
+                     t ? pg_errmsg(t) : "");
+    else
+        upgrade_phase_end(d->res, "analyze", t0);
+    pg_close(t);
+    return ok;
+}
+
 static void make_plan(dmp *d)
 {
     upgrade_result *res = d->res;
@@ -457,18 +507,19 @@ static void make_plan(dmp *d)
                      d->tools.version);
     for (int i = 0; i < d->ndbs; i++)
         upgrade_plan_add(res, "database %s: snapshot for the proof and pg_dump -Fd -j %d in one exported snapshot; "
-                              "pg_restore -j %d %s; ALTER EXTENSION … UPDATE; ANALYZE",
-                         d->dbs[i], d->o->jobs, d->o->jobs,
-                         d->exists[i] ? "into the existing empty database" : "--create");
+                              "pg_restore -j %d %s (PGOPTIONS %s); ALTER EXTENSION … UPDATE",
+                         d->dbs[i], d->res->jobs, d->res->jobs,
+                         d->exists[i] ? "into the existing empty database" : "--create", d->pgoptions);
+    upgrade_plan_add(res, "downtime ends: every database is restored on the target");
+    upgrade_plan_add(res, "ANALYZE in every restored database (after the downtime)");
     upgrade_plan_add(res, "proof on the target: row counts, vector checksums, HNSW/IVFFlat indexes valid and used, "
                           "extversion, server version");
 }
 
 bool upgrade_run_dump(const upgrade_options *o, upgrade_result *res)
 {
-    memset(res, 0, sizeof *res);
-    res->downtime_seconds = -1;
-    res->status = UPG_ST_FAILED; /* until proven otherwise */
+    if (!upgrade_result_init(o, res))
+        return false;
     dmp d = {.o = o, .res = res, .t_start = progress_now()};
     proof_snapshot *snaps = NULL;
     if (!upgrade_workdir(o, res)) {
@@ -503,6 +554,14 @@ bool upgrade_run_dump(const upgrade_options *o, upgrade_result *res)
             goto out;
     }
     res->downtime_seconds = progress_now() - down0;
+    res->downtime_until = strdup("the last database restored on the target, its extensions updated: clients can "
+                                 "be pointed at it; the statistics (ANALYZE) follow");
+    log_info("upgrade: downtime %.1f s: the target holds every database; ANALYZE follows", res->downtime_seconds);
+    t0 = progress_now();
+    for (int i = 0; i < d.ndbs; i++)
+        if (!analyze_db(&d, i))
+            goto out;
+    res->statistics_seconds = progress_now() - t0;
 
     upgrade_pause_before_proof(res->new_where);
     t0 = progress_now();
@@ -529,6 +588,9 @@ out:
         free(d.dbs[i]);
     free(d.dbs);
     free(d.exists);
+    if (d.tuned)
+        upgrade_restore_tuning_free(&d.tune);
+    free(d.pgoptions);
     free(d.tools.bindir);
     free(d.tools.version);
     pg_close(d.src);
@@ -580,6 +642,9 @@ void upgrade_dump_close(upgrade_dump_ctx *x)
     free(x->d.exists);
     free(x->d.tools.bindir);
     free(x->d.tools.version);
+    if (x->d.tuned)
+        upgrade_restore_tuning_free(&x->d.tune);
+    free(x->d.pgoptions);
     pg_close(x->d.src);
     pg_close(x->d.dst);
     free(x);

@@ -1157,14 +1157,13 @@ static void run_abort(lrun *L)
 
 bool upgrade_run_logical(const upgrade_options *o, upgrade_result *res)
 {
-    memset(res, 0, sizeof *res);
-    res->downtime_seconds = -1;
-    res->status = UPG_ST_FAILED;
-    lrun L = {.o = o, .res = res, .workers = o->jobs > 1 ? o->jobs - 1 : 1};
+    /* the jobs: --jobs, or the CPU count (upgrade_tune_jobs), as for the other methods */
+    bool tuned = upgrade_result_init(o, res);
+    lrun L = {.o = o, .res = res, .workers = res->jobs > 1 ? res->jobs - 1 : 1};
     L.mwm = strdup(o->maintenance_work_mem ? o->maintenance_work_mem : DEFAULT_MAINTENANCE_WORK_MEM);
     double t_start = progress_now();
     pg_conn *src = NULL;
-    if (!L.mwm || !open_workdir(&L)) {
+    if (!tuned || !L.mwm || !open_workdir(&L)) {
         upgrade_fail(res, UPG_ST_REFUSED, "no work directory, or its state file cannot be read");
         goto out;
     }

@@ -107,6 +107,25 @@ static char *absolute_in_parent(const char *path)
 
 /* ---- preflight: installations and directories ------------------------------------------------- */
 
+/* The check NAME: every program of progs is in bindir and executable; on failure the detail lists
+ * the missing ones. Returns whether it passed. */
+static bool check_programs(upgrade_result *res, const char *name, const char *bindir, const char *const *progs)
+{
+    char missing[512] = "";
+    size_t len = 0;
+    for (int i = 0; progs[i]; i++)
+        if (!file_exists(bindir, progs[i]) && len < sizeof missing)
+            len += (size_t) snprintf(missing + len, sizeof missing - len, "%s%s", len ? ", " : "", progs[i]);
+    if (!*missing)
+        return true;
+    upgrade_check_add(res, name, false,
+                      "%s lacks %s, which pg_upgrade needs from this installation (an installation of the server "
+                      "alone cannot be upgraded by pg_upgrade: use --method dump, or install its client and "
+                      "utility programs)",
+                      bindir, missing);
+    return false;
+}
+
 static bool check_static(pgu *u)
 {
     const upgrade_options *o = u->o;
@@ -120,6 +139,14 @@ static bool check_static(pgu *u)
         upgrade_check_add(res, "new_bindir", false, "%s is not a usable PostgreSQL installation", o->new_bindir);
         return false;
     }
+    /* what pg_upgrade runs from each installation (an installation of the server alone, such as an
+     * embedded PostgreSQL package, lacks pg_controldata) */
+    static const char *const old_progs[] = {"postgres", "pg_ctl", "pg_controldata", NULL};
+    static const char *const new_progs[] = {"postgres", "pg_ctl", "pg_controldata", "initdb", "pg_upgrade",
+                                            "pg_dump", "pg_dumpall", "pg_resetwal", "psql", "vacuumdb", NULL};
+    if (!check_programs(res, "old_bindir", u->oldi.bindir, old_progs) ||
+        !check_programs(res, "new_bindir", u->newi.bindir, new_progs))
+        return false;
     res->old_version = strdup(u->oldi.version);
     res->new_version = strdup(u->newi.version);
     res->old_major = u->oldi.major;
@@ -313,21 +340,139 @@ done:
     return !take_snapshots || snapshot_old(u, conninfo);
 }
 
+/* How to reach the running old cluster: --old-conninfo, else its socket from postmaster.pid as the
+ * superuser. Newly allocated; NULL when out of memory. */
+static char *live_conninfo(const pgu *u)
+{
+    char *conninfo = NULL;
+    if (u->o->old_conninfo)
+        return strdup(u->o->old_conninfo);
+    char *qh = cluster_conninfo_value(u->oldd.socket_dir ? u->oldd.socket_dir : "/var/run/postgresql");
+    char *qu = cluster_conninfo_value(u->superuser);
+    if (qh && qu && asprintf(&conninfo, "host=%s port=%d user=%s", qh, u->oldd.port, qu) < 0)
+        conninfo = NULL;
+    free(qh);
+    free(qu);
+    return conninfo;
+}
+
+/* "X/Y" (an LSN as PostgreSQL prints it) as a number; false when it is not one. */
+static bool parse_lsn(const char *text, uint64_t *out)
+{
+    unsigned int hi, lo;
+    char tail;
+    if (!text || sscanf(text, "%X/%X%c", &hi, &lo, &tail) != 2)
+        return false;
+    *out = (uint64_t) hi << 32 | lo;
+    return true;
+}
+
+/* The proof's snapshot of the running old cluster, taken right before pgmemctl stops it, so that
+ * it is not part of the downtime. *lsn (newly allocated) is the WAL insert position read before
+ * it: the snapshot holds only when the shutdown checkpoint's REDO location is that position, i.e.
+ * nothing was written in between (wal_unchanged). Not taken (false, a reason logged) when a
+ * database has an unlogged table or materialized view, whose writes leave no WAL. */
+static bool snapshot_live(pgu *u, char **lsn)
+{
+    *lsn = NULL;
+    char *conninfo = live_conninfo(u);
+    if (!conninfo)
+        return false;
+    bool ok = true;
+    for (int i = 0; ok && i < u->ndbs; i++) {
+        pg_conn *c = pg_connect_db(conninfo, u->dbs[i], "pgmemctl upgrade proof", 0);
+        int64_t unlogged = -1;
+        if (!c || !pg_query_int64(c, "SELECT count(*) FROM pg_class WHERE relpersistence = 'u' AND relkind IN ('r', 'm')",
+                                  0, NULL, &unlogged) ||
+            unlogged != 0) {
+            log_info("upgrade: %s: the proof's snapshot is taken after the stop", unlogged > 0
+                         ? "an unlogged table changes without WAL"
+                         : "the running old cluster could not be read for the snapshot");
+            ok = false;
+        }
+        if (ok && i == 0) {
+            bool found;
+            *lsn = pg_query_text(c, "SELECT pg_current_wal_insert_lsn()::text", 0, NULL, &found);
+            ok = *lsn != NULL;
+        }
+        pg_close(c);
+    }
+    ok = ok && snapshot_old(u, conninfo);
+    free(conninfo);
+    if (!ok) {
+        for (int i = 0; u->snaps && i < u->ndbs; i++)
+            proof_snapshot_free(&u->snaps[i]);
+        free(u->snaps);
+        u->snaps = NULL;
+        u->have_snaps = false;
+        free(*lsn);
+        *lsn = NULL;
+    }
+    return ok;
+}
+
+/* Whether the WAL of the stopped old cluster from `from` to `to` (LSN texts) holds no commit: every
+ * change a client made visible after the live snapshot has one (what the WAL may hold without one,
+ * such as the background writer's standby snapshots, on-access pruning or a sequence's advance,
+ * changes no row the proof counts). Read with the old installation's pg_waldump; false when it
+ * cannot be read. found gets the records' kinds for the log ("Standby/RUNNING_XACTS ..."). */
+static bool wal_has_no_commit(pgu *u, const char *from, const char *to, char *found, size_t found_len)
+{
+    char *waldir = proc_path(u->oldd.datadir, "pg_wal");
+    const char *argv[] = {"pg_waldump", "--path", waldir, "--start", from, "--end", to, NULL};
+    char *text = NULL;
+    int rc = waldir && file_exists(u->oldi.bindir, "pg_waldump")
+                 ? cluster_run(&u->oldi, argv, u->res->work_dir, "pg_waldump.out", &u->as, 120, &text)
+                 : -1;
+    free(waldir);
+    bool commit = false;
+    size_t len = 0;
+    found[0] = '\0';
+    for (const char *line = text; rc == 0 && line && *line;) {
+        const char *rm = strstr(line, "rmgr: "), *desc = strstr(line, "desc: "), *nl = strchr(line, '\n');
+        if (rm && desc && (!nl || desc < nl)) {
+            rm += strlen("rmgr: ");
+            desc += strlen("desc: ");
+            int rl = (int) strcspn(rm, " "), dl = (int) strcspn(desc, " \n");
+            if (rl == 11 && !strncmp(rm, "Transaction", 11) && !strncmp(desc, "COMMIT", 6))
+                commit = true;
+            if (len < found_len)
+                len += (size_t) snprintf(found + len, found_len - len, "%s%.*s/%.*s", len ? " " : "", rl, rm, dl, desc);
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    if (rc != 0)
+        snprintf(found, found_len, "pg_waldump could not read it (exit status %d)", rc);
+    free(text);
+    return rc == 0 && !commit;
+}
+
+/* After the stop: whether the live snapshot (taken after reading the WAL position lsn) holds, i.e.
+ * no commit between lsn and the shutdown checkpoint's REDO location. */
+static bool wal_unchanged(pgu *u, const char *lsn)
+{
+    cluster_datadir d;
+    if (!cluster_datadir_inspect(&u->oldi, u->oldd.datadir, u->res->work_dir, &u->as, &d))
+        return false;
+    uint64_t before, redo;
+    bool parsed = parse_lsn(lsn, &before) && parse_lsn(d.checkpoint_redo, &redo) && redo >= before && d.state &&
+                  !strcmp(d.state, "shut down");
+    char found[512] = "none";
+    bool same = parsed && (redo == before || wal_has_no_commit(u, lsn, d.checkpoint_redo, found, sizeof found));
+    log_info("upgrade: WAL position before the live snapshot %s, the shutdown checkpoint's REDO %s (records in "
+             "between: %s): %s",
+             lsn, d.checkpoint_redo ? d.checkpoint_redo : "?", found,
+             same ? "no commit in between, the snapshot holds"
+                  : "written in between, the snapshot is taken again after the stop");
+    cluster_datadir_free(&d);
+    return same;
+}
+
 /* The old cluster's facts: through its own socket when it runs, else a private start. */
 static bool preflight_old(pgu *u)
 {
     if (u->oldd.running) {
-        char *conninfo = NULL;
-        if (u->o->old_conninfo)
-            conninfo = strdup(u->o->old_conninfo);
-        else {
-            char *qh = cluster_conninfo_value(u->oldd.socket_dir ? u->oldd.socket_dir : "/var/run/postgresql");
-            char *qu = cluster_conninfo_value(u->superuser);
-            if (qh && qu && asprintf(&conninfo, "host=%s port=%d user=%s", qh, u->oldd.port, qu) < 0)
-                conninfo = NULL;
-            free(qh);
-            free(qu);
-        }
+        char *conninfo = live_conninfo(u);
         bool ok = conninfo && read_old(u, conninfo, false);
         free(conninfo);
         return ok;
@@ -467,22 +612,24 @@ static void make_plan(pgu *u)
                               "in the preflight: %s, PostgreSQL %s, encoding %s, collate %s, ctype %s%s)",
                          u->new_dir, u->newi.version, u->encoding, u->collate, u->ctype,
                          u->oldd.checksum_version ? ", data checksums" : "");
-    if (u->oldd.running) {
+    if (u->oldd.running)
         upgrade_plan_add(res, "pg_upgrade --check against the running old cluster (%s mode, %d job(s)): not part of "
                               "the downtime",
-                         upgrade_mode_name(o->mode), o->jobs);
-        upgrade_plan_add(res, "stop the old cluster (pg_ctl stop -D %s -m fast): downtime starts", u->oldd.datadir);
-    }
+                         upgrade_mode_name(o->mode), res->jobs);
     if (u->have_snaps)
         upgrade_plan_add(res, "the proof's snapshot of %d database(s) (row counts, vector checksums over %d rows) was "
                               "taken during the preflight, while only pgmemctl could reach the old cluster",
                          u->ndbs, o->sample_rows);
-    else
-        upgrade_plan_add(res, "start the old cluster privately (no TCP, pgmemctl's own socket), snapshot %d "
-                              "database(s) for the proof (row counts, vector checksums over %d rows), stop it",
+    else if (u->oldd.running)
+        upgrade_plan_add(res, "the proof's snapshot of %d database(s) (row counts, vector checksums over %d rows) on "
+                              "the running old cluster right before the stop, outside the downtime; kept when no WAL "
+                              "is written between it and the shutdown checkpoint (the application's writes stopped), "
+                              "else taken again by a private start after the stop",
                          u->ndbs, o->sample_rows);
+    if (u->oldd.running)
+        upgrade_plan_add(res, "stop the old cluster (pg_ctl stop -D %s -m fast): downtime starts", u->oldd.datadir);
     if (!u->oldd.running)
-        upgrade_plan_add(res, "pg_upgrade --check (%s mode, %d job(s))", upgrade_mode_name(o->mode), o->jobs);
+        upgrade_plan_add(res, "pg_upgrade --check (%s mode, %d job(s))", upgrade_mode_name(o->mode), res->jobs);
     upgrade_plan_add(res, "pg_upgrade --%s -b %s -B %s -d %s -D %s", upgrade_mode_name(o->mode), u->oldi.bindir,
                      u->newi.bindir, u->oldd.datadir, u->new_dir);
     upgrade_plan_add(res, "start the new cluster privately: downtime ends when it accepts connections");
@@ -531,7 +678,7 @@ static int run_pg_upgrade_prog(pgu *u, bool check_only, bool live)
 {
     char *sock = proc_path(u->res->work_dir, "sock_pgu");
     char jobs[16], oport[16], nport[16], mode[16];
-    snprintf(jobs, sizeof jobs, "%d", u->o->jobs);
+    snprintf(jobs, sizeof jobs, "%d", u->res->jobs);
     snprintf(oport, sizeof oport, "%d", live ? u->oldd.port : OLD_PORT);
     snprintf(nport, sizeof nport, "%d", NEW_PORT);
     snprintf(mode, sizeof mode, "--%s", upgrade_mode_name(u->o->mode));
@@ -611,6 +758,7 @@ static bool post_upgrade(pgu *u, const char *conninfo)
     if (rc != 0)
         return false;
     upgrade_phase_end(res, "analyze", t0);
+    res->statistics_seconds = progress_now() - t0;
 
     upgrade_pause_before_proof(conninfo);
     t0 = progress_now();
@@ -652,9 +800,8 @@ static void undo_new(pgu *u)
 
 bool upgrade_run_pg_upgrade(const upgrade_options *o, upgrade_result *res)
 {
-    memset(res, 0, sizeof *res);
-    res->downtime_seconds = -1;
-    res->status = UPG_ST_FAILED; /* until proven otherwise */
+    if (!upgrade_result_init(o, res))
+        return false;
     pgu u = {.o = o, .res = res, .t_start = progress_now()};
     if (!upgrade_workdir(o, res)) {
         upgrade_fail(res, UPG_ST_REFUSED, "no work directory");
@@ -709,10 +856,18 @@ bool upgrade_run_pg_upgrade(const upgrade_options *o, upgrade_result *res)
         checked = true;
     }
 
-    /* 4. the old cluster down; the proof's snapshot when it was live during the preflight */
+    /* 4. the old cluster down; the proof's snapshot when it was live during the preflight: on the
+     * live cluster right before the stop, kept when no WAL was written between it and the shutdown
+     * checkpoint, else taken again by a private start after the stop */
     double down0 = u.t_start;
     res->downtime_from = strdup("the start of the run (the old cluster was not running)");
     if (u.oldd.running) {
+        char *lsn = NULL;
+        t0 = progress_now();
+        bool live = snapshot_live(&u, &lsn);
+        if (live)
+            upgrade_phase_end(res, "snapshot_live", t0);
+        upgrade_pause("PGMEMCTL_UPGRADE_PAUSE_BEFORE_STOP", u.oldd.datadir);
         t0 = progress_now();
         if (!cluster_stop_external(&u.oldi, u.oldd.datadir, res->work_dir, &u.as)) {
             undo_new(&u);
@@ -723,6 +878,14 @@ bool upgrade_run_pg_upgrade(const upgrade_options *o, upgrade_result *res)
         free(res->downtime_from);
         res->downtime_from = strdup("the old cluster stopped by pgmemctl");
         upgrade_phase_end(res, "stop_old", t0);
+        if (live && !wal_unchanged(&u, lsn)) {
+            for (int i = 0; i < u.ndbs; i++)
+                proof_snapshot_free(&u.snaps[i]);
+            free(u.snaps);
+            u.snaps = NULL;
+            u.have_snaps = false;
+        }
+        free(lsn);
     }
     if (!u.have_snaps) {
         t0 = progress_now();
@@ -776,6 +939,8 @@ bool upgrade_run_pg_upgrade(const upgrade_options *o, upgrade_result *res)
         goto out;
     }
     res->downtime_seconds = s.started - down0;
+    res->downtime_until = strdup("the upgraded cluster accepted connections (pgmemctl's private start); the "
+                                 "extension updates, the statistics (vacuumdb --analyze-in-stages) and the proof follow");
     upgrade_phase_end(res, "start_new", t0);
     bool post_ok = post_upgrade(&u, s.conninfo);
     t0 = progress_now();

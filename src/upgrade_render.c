@@ -48,8 +48,17 @@ cJSON *upgrade_render(const upgrade_options *o, const upgrade_result *res)
     cJSON_AddItemToObject(doc, "to",
                           side(res->new_version, res->new_major, pgu ? "datadir" : "conninfo", res->new_where,
                                pgu ? o->new_bindir : o->tools_bindir));
-    if (o->jobs > 0)
-        report_add_int(doc, "jobs", o->jobs);
+    if (res->jobs > 0)
+        report_add_int(doc, "jobs", res->jobs);
+    cJSON *settings = cJSON_AddArrayToObject(doc, "settings");
+    for (int i = 0; settings && i < res->nsettings; i++) {
+        cJSON *s = cJSON_CreateObject();
+        report_add_str(s, "name", res->settings[i].name);
+        report_add_str(s, "value", res->settings[i].value);
+        report_add_str(s, "source", res->settings[i].source);
+        report_add_str(s, "rule", res->settings[i].rule);
+        cJSON_AddItemToArray(settings, s);
+    }
 
     cJSON *pre = cJSON_AddObjectToObject(doc, "preflight");
     cJSON_AddBoolToObject(pre, "passed", res->nchecks > 0 && upgrade_checks_passed(res));
@@ -80,6 +89,11 @@ cJSON *upgrade_render(const upgrade_options *o, const upgrade_result *res)
     else
         cJSON_AddNullToObject(doc, "downtime_seconds");
     report_add_str(doc, "downtime_from", res->downtime_from);
+    report_add_str(doc, "downtime_until", res->downtime_until);
+    if (res->statistics_seconds >= 0)
+        report_add_seconds(doc, "statistics_seconds", res->statistics_seconds);
+    else
+        cJSON_AddNullToObject(doc, "statistics_seconds");
     cJSON_AddItemToObject(doc, "databases", lines(res->databases, res->ndatabases));
 
     cJSON *ext = cJSON_AddObjectToObject(doc, "vector");

@@ -72,6 +72,66 @@ const char *tu_repo(void) { return need_env("PGMEMCTL_REPO"); }
 const char *tu_test_tls_url(void) { return need_env("PGMEMCTL_TEST_TLS_URL"); }
 const char *tu_test_tls_ca(void) { return need_env("PGMEMCTL_TEST_TLS_CA"); }
 
+const char *tu_env_dir(const char *name)
+{
+    const char *v = getenv(name);
+    cr_assert(v && *v, "%s is not set (scripts/run-tests sets it from scripts/install-deps)", name);
+    return v;
+}
+
+char *tu_sandbox(const char *const *args)
+{
+    char *dir = tu_tempdir();
+    char *out_path = tu_printf("%s/out", dir), *err_path = tu_printf("%s/err", dir);
+    char *script = tu_printf("%s/scripts/pg-sandbox", tu_repo());
+    const char *argv[12] = {script};
+    int n = 1;
+    for (int i = 0; args[i] && n < 11; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    cr_assert(pid >= 0, "fork");
+    if (pid == 0) {
+        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600), e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
+            _exit(126);
+        execv(script, (char *const *) argv);
+        _exit(127);
+    }
+    int st = 0;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    char *out = tu_read_file(out_path);
+    char *err = tu_read_file(err_path);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "pg-sandbox %s %s failed (%d): %s", args[0],
+              args[1] ? args[1] : "", st, err);
+    tu_rmtree(dir);
+    free(dir);
+    free(out_path);
+    free(err_path);
+    free(script);
+    free(err);
+    size_t len = strlen(out);
+    while (len && (out[len - 1] == '\n' || out[len - 1] == ' '))
+        out[--len] = '\0';
+    return out;
+}
+
+char *tu_sandbox_name(const char *prefix, const char *tag)
+{
+    static int counter;
+    return tu_printf("%s%d-%d-%s", prefix, (int) getpid(), ++counter, tag);
+}
+
+char *tu_pg16_sandbox(const char *name)
+{
+    char *uri = tu_sandbox((const char *[]){"start", "--bindir", tu_env_dir("PGMEMCTL_PG16_BINDIR"), name, NULL});
+    long long v = tu_query_int(uri, "SELECT current_setting('server_version_num')::int");
+    cr_assert(v >= 160000 && v < 170000, "sandbox %s runs PostgreSQL %lld, not 16", name, v);
+    return uri;
+}
+
 /* Reads everything from fd (from its start) into a new NUL-terminated string. */
 static char *slurp_fd(int fd)
 {

@@ -10,6 +10,9 @@
  *                      TLS checked against its private CA (host=localhost, sslmode=verify-full,
  *                      sslrootcert=PGMEMCTL_TEST_TLS_CA)
  *   PGMEMCTL_TEST_TLS_CA   the CA certificate (PEM) that signed that cluster's certificate
+ *   PGMEMCTL_PG16_BINDIR, PGMEMCTL_PG17_BINDIR, PGMEMCTL_PG15_MAIN_BINDIR  PostgreSQL installations
+ *                      for the major-upgrade tests (scripts/install-deps --with-pg16 / --with-pg17 /
+ *                      --with-pg15-main)
  *
  * Every helper asserts (cr_assert) instead of returning an error: a failing helper fails the test
  * that called it. Strings returned by helpers are malloc'd and freed by the caller with free(). */
@@ -38,6 +41,23 @@ char *tu_make_test_ca(void);
 /* Host and port of PGMEMCTL_TEST_URL (as libpq parses it), newly allocated. */
 char *tu_test_host(void);
 char *tu_test_port(void);
+
+/* ---- sandboxes of other PostgreSQL versions (scripts/pg-sandbox) ------------------------ */
+
+/* $name (a directory the tests need, e.g. "PGMEMCTL_PG16_BINDIR"); asserts that it is set. */
+const char *tu_env_dir(const char *name);
+
+/* Runs scripts/pg-sandbox with args (NULL-terminated, at most 10; no shell) and returns its stdout
+ * with the trailing newline and blanks cut (for `start`: the sandbox's URI); asserts exit 0. */
+char *tu_sandbox(const char *const *args);
+
+/* A sandbox name unique to this test process: "<prefix><pid>-<counter>-<tag>". */
+char *tu_sandbox_name(const char *prefix, const char *tag);
+
+/* Starts (creating it if needed) the sandbox name with the PostgreSQL 16.14 server of
+ * $PGMEMCTL_PG16_BINDIR (no pgvector: the package has no headers to build it against) and returns
+ * its URI; asserts that it runs 16. Stop it with tu_sandbox((const char *[]){"stop", name, NULL}). */
+char *tu_pg16_sandbox(const char *name);
 
 /* ---- databases --------------------------------------------------------------------------- */
 

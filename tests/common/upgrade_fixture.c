@@ -12,59 +12,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static const char *env_dir(const char *name)
-{
-    const char *v = getenv(name);
-    cr_assert(v && *v, "%s is not set (scripts/run-tests sets it from scripts/install-deps)", name);
-    return v;
-}
-const char *uf_pg15(void) { return env_dir("PGMEMCTL_PG15_MAIN_BINDIR"); }
-const char *uf_pg17(void) { return env_dir("PGMEMCTL_PG17_BINDIR"); }
+const char *uf_pg15(void) { return tu_env_dir("PGMEMCTL_PG15_MAIN_BINDIR"); }
+const char *uf_pg17(void) { return tu_env_dir("PGMEMCTL_PG17_BINDIR"); }
 
-char *uf_sb_name(const char *tag)
-{
-    static int counter;
-    return tu_printf("upg%d-%d-%s", (int) getpid(), ++counter, tag);
-}
+char *uf_sb_name(const char *tag) { return tu_sandbox_name("upg", tag); }
 
-char *uf_sandbox(const char *const *args)
-{
-    char *dir = tu_tempdir();
-    char *out_path = tu_printf("%s/out", dir), *err_path = tu_printf("%s/err", dir);
-    char *script = tu_printf("%s/scripts/pg-sandbox", tu_repo());
-    const char *argv[12] = {script};
-    int n = 1;
-    for (int i = 0; args[i] && n < 11; i++)
-        argv[n++] = args[i];
-    argv[n] = NULL;
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    cr_assert(pid >= 0, "fork");
-    if (pid == 0) {
-        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600), e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
-            _exit(126);
-        execv(script, (char *const *) argv);
-        _exit(127);
-    }
-    int st = 0;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    char *out = tu_read_file(out_path);
-    char *err = tu_read_file(err_path);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "pg-sandbox %s %s failed (%d): %s", args[0],
-              args[1] ? args[1] : "", st, err);
-    tu_rmtree(dir);
-    free(dir);
-    free(out_path);
-    free(err_path);
-    free(script);
-    free(err);
-    size_t len = strlen(out);
-    while (len && (out[len - 1] == '\n' || out[len - 1] == ' '))
-        out[--len] = '\0';
-    return out;
-}
+char *uf_sandbox(const char *const *args) { return tu_sandbox(args); }
 
 char *uf_sb_start(const char *name, const char *bindir, const char *set)
 {
